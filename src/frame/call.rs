@@ -1,0 +1,313 @@
+//! Call frames: call req (0x03), call res (0x04) and their continuations
+//! (0x13, 0x14).
+//!
+//! ```text
+//! call req:          flags:1 ttl:4 tracing:25 service~1 nh:1 (hk~1 hv~1){nh} csumtype:1 (csum:4){0,1} (arg~2)*
+//! call res:          flags:1 code:1 tracing:25          nh:1 (hk~1 hv~1){nh} csumtype:1 (csum:4){0,1} (arg~2)*
+//! call req/res cont: flags:1                                                 csumtype:1 (csum:4){0,1} (arg~2)*
+//! ```
+
+use std::fmt;
+
+use bytes::{BufMut, Bytes};
+
+use super::args::{ArgChunks, ChecksumField};
+use super::error::DecodeError;
+use super::headers::TransportHeaders;
+use super::tracing::{TRACING_LEN, Tracing};
+use super::wire::Reader;
+use super::{FrameHeader, FrameType, HEADER_LEN};
+
+/// The flags byte of a call frame.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Flags(pub u8);
+
+impl Flags {
+    /// 0x01: more frames of this message follow.
+    pub const MORE_FRAGMENTS: u8 = 0x01;
+    /// 0x02: streaming request (defined by the spec, used by no known peer).
+    pub const STREAMING: u8 = 0x02;
+
+    /// True when more frames of this message follow.
+    pub fn more_fragments(self) -> bool {
+        self.0 & Self::MORE_FRAGMENTS != 0
+    }
+
+    /// True when the streaming bit is set.
+    pub fn streaming(self) -> bool {
+        self.0 & Self::STREAMING != 0
+    }
+
+    /// Bits the spec does not define.
+    pub fn unknown_bits(self) -> u8 {
+        self.0 & !(Self::MORE_FRAGMENTS | Self::STREAMING)
+    }
+}
+
+impl fmt::Debug for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Flags(0x{:02x})", self.0)
+    }
+}
+
+/// The code of a call res: 0x00 ok, anything else not ok (0x01 is the usual
+/// application error).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ResponseCode(pub u8);
+
+impl ResponseCode {
+    /// 0x00: success.
+    pub const OK: ResponseCode = ResponseCode(0x00);
+    /// 0x01: application error; the args describe it.
+    pub const ERROR: ResponseCode = ResponseCode(0x01);
+
+    /// True for 0x00.
+    pub fn is_ok(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl fmt::Debug for ResponseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ResponseCode(0x{:02x})", self.0)
+    }
+}
+
+/// Call req (0x03): the first frame of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallReq {
+    /// Message id.
+    pub id: u32,
+    /// Flags (0x01 more fragments, 0x02 streaming).
+    pub flags: Flags,
+    /// Time to live in milliseconds.
+    pub ttl: u32,
+    /// Tracing.
+    pub tracing: Tracing,
+    /// Destination service (`service~1`).
+    pub service: Bytes,
+    /// Transport headers.
+    pub headers: TransportHeaders,
+    /// Checksum type and value.
+    pub checksum: ChecksumField,
+    /// Arg chunks in this frame.
+    pub args: ArgChunks,
+}
+
+/// Call res (0x04): the first frame of a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRes {
+    /// Message id (the request's).
+    pub id: u32,
+    /// Flags (0x01 more fragments).
+    pub flags: Flags,
+    /// Response code.
+    pub code: ResponseCode,
+    /// Tracing.
+    pub tracing: Tracing,
+    /// Transport headers.
+    pub headers: TransportHeaders,
+    /// Checksum type and value.
+    pub checksum: ChecksumField,
+    /// Arg chunks in this frame.
+    pub args: ArgChunks,
+}
+
+/// Call req continue (0x13) or call res continue (0x14): a later frame of a
+/// message. The [`super::Frame`] variant says which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallContinue {
+    /// Message id.
+    pub id: u32,
+    /// Flags (0x01 more fragments).
+    pub flags: Flags,
+    /// Checksum type and value.
+    pub checksum: ChecksumField,
+    /// Arg chunks in this frame.
+    pub args: ArgChunks,
+}
+
+// ===== impl CallReq =====
+
+impl CallReq {
+    /// Decodes the payload of a call req frame.
+    pub fn decode(header: FrameHeader, payload: &Bytes) -> Result<CallReq, DecodeError> {
+        let mut r = Reader::new(payload, header.frame_type);
+        let flags = Flags(r.u8("flags")?);
+        let ttl = r.u32("ttl")?;
+        let tracing = Tracing::read(&mut r)?;
+        let service = r.prefixed_u8("service")?;
+        let service = r.slice(service);
+        let headers = TransportHeaders::read(&mut r)?;
+        let checksum = ChecksumField::read(&mut r)?;
+        let args = ArgChunks::read(&mut r)?;
+        Ok(CallReq {
+            id: header.id,
+            flags,
+            ttl,
+            tracing,
+            service,
+            headers,
+            checksum,
+            args,
+        })
+    }
+
+    /// Bytes before the checksum field in the payload.
+    pub(crate) fn head_len(service_len: usize, headers: &TransportHeaders) -> usize {
+        1 + 4 + TRACING_LEN + 1 + service_len + headers.encoded_len()
+    }
+
+    /// Total frame size, header included.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN
+            + Self::head_len(self.service.len(), &self.headers)
+            + self.checksum.encoded_len()
+            + self.args.encoded_len()
+    }
+
+    pub(crate) fn encode_payload(&self, dst: &mut impl BufMut) {
+        dst.put_u8(self.flags.0);
+        dst.put_u32(self.ttl);
+        self.tracing.encode(dst);
+        dst.put_u8(self.service.len() as u8);
+        dst.put_slice(&self.service);
+        self.headers.encode(dst);
+        self.checksum.encode(dst);
+        self.args.encode(dst);
+    }
+}
+
+// ===== impl CallRes =====
+
+impl CallRes {
+    /// Decodes the payload of a call res frame.
+    pub fn decode(header: FrameHeader, payload: &Bytes) -> Result<CallRes, DecodeError> {
+        let mut r = Reader::new(payload, header.frame_type);
+        let flags = Flags(r.u8("flags")?);
+        let code = ResponseCode(r.u8("code")?);
+        let tracing = Tracing::read(&mut r)?;
+        let headers = TransportHeaders::read(&mut r)?;
+        let checksum = ChecksumField::read(&mut r)?;
+        let args = ArgChunks::read(&mut r)?;
+        Ok(CallRes {
+            id: header.id,
+            flags,
+            code,
+            tracing,
+            headers,
+            checksum,
+            args,
+        })
+    }
+
+    pub(crate) fn head_len(headers: &TransportHeaders) -> usize {
+        1 + 1 + TRACING_LEN + headers.encoded_len()
+    }
+
+    /// Total frame size, header included.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN
+            + Self::head_len(&self.headers)
+            + self.checksum.encoded_len()
+            + self.args.encoded_len()
+    }
+
+    pub(crate) fn encode_payload(&self, dst: &mut impl BufMut) {
+        dst.put_u8(self.flags.0);
+        dst.put_u8(self.code.0);
+        self.tracing.encode(dst);
+        self.headers.encode(dst);
+        self.checksum.encode(dst);
+        self.args.encode(dst);
+    }
+}
+
+// ===== impl CallContinue =====
+
+impl CallContinue {
+    /// Decodes the payload of a call req continue or call res continue frame.
+    pub fn decode(header: FrameHeader, payload: &Bytes) -> Result<CallContinue, DecodeError> {
+        let mut r = Reader::new(payload, header.frame_type);
+        let flags = Flags(r.u8("flags")?);
+        let checksum = ChecksumField::read(&mut r)?;
+        let args = ArgChunks::read(&mut r)?;
+        Ok(CallContinue {
+            id: header.id,
+            flags,
+            checksum,
+            args,
+        })
+    }
+
+    /// Total frame size, header included.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN + 1 + self.checksum.encoded_len() + self.args.encoded_len()
+    }
+
+    pub(crate) fn encode_payload(&self, dst: &mut impl BufMut) {
+        dst.put_u8(self.flags.0);
+        self.checksum.encode(dst);
+        self.args.encode(dst);
+    }
+}
+
+/// A borrowed view of any call frame, as the reassembler needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct CallFragment<'a> {
+    /// True for call req / call res, false for a continuation.
+    pub first: bool,
+    /// Flags.
+    pub flags: Flags,
+    /// Checksum field.
+    pub checksum: ChecksumField,
+    /// Transport headers (first frames only).
+    pub headers: Option<&'a TransportHeaders>,
+    /// Arg chunks.
+    pub args: &'a ArgChunks,
+}
+
+impl<'a> From<&'a CallReq> for CallFragment<'a> {
+    fn from(f: &'a CallReq) -> Self {
+        CallFragment {
+            first: true,
+            flags: f.flags,
+            checksum: f.checksum,
+            headers: Some(&f.headers),
+            args: &f.args,
+        }
+    }
+}
+
+impl<'a> From<&'a CallRes> for CallFragment<'a> {
+    fn from(f: &'a CallRes) -> Self {
+        CallFragment {
+            first: true,
+            flags: f.flags,
+            checksum: f.checksum,
+            headers: Some(&f.headers),
+            args: &f.args,
+        }
+    }
+}
+
+impl<'a> From<&'a CallContinue> for CallFragment<'a> {
+    fn from(f: &'a CallContinue) -> Self {
+        CallFragment {
+            first: false,
+            flags: f.flags,
+            checksum: f.checksum,
+            headers: None,
+            args: &f.args,
+        }
+    }
+}
+
+/// Which frame type a `CallContinue` is, for encoding.
+pub(crate) fn continue_type(request: bool) -> FrameType {
+    if request {
+        FrameType::CALL_REQ_CONTINUE
+    } else {
+        FrameType::CALL_RES_CONTINUE
+    }
+}

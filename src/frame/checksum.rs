@@ -1,0 +1,189 @@
+//! Checksum types and the running checksum of one message.
+//!
+//! Checksums cover argument bytes only (never length prefixes or headers).
+//! For the CRCs the value in frame N is the CRC of every arg byte in frames
+//! 1..=N of the message: each frame continues from the previous frame's value.
+//! Farmhash is the exception: node, the only peer that sends it, puts in each
+//! frame Fingerprint32 of the last arg chunk of that frame, unchained. We verify
+//! and send it the same way (spec/04-checksums.md).
+
+use std::fmt;
+
+/// A checksum type byte. Unknown values are kept, but a frame that carries one
+/// cannot be decoded because the checksum's length is unknown.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChecksumType(pub u8);
+
+impl ChecksumType {
+    /// 0x00: no checksum (no checksum field on the wire).
+    pub const NONE: ChecksumType = ChecksumType(0x00);
+    /// 0x01: CRC-32/IEEE, as zlib computes it.
+    pub const CRC32: ChecksumType = ChecksumType(0x01);
+    /// 0x02: farmhash Fingerprint32, node's way (see the module docs).
+    pub const FARMHASH32: ChecksumType = ChecksumType(0x02);
+    /// 0x03: CRC-32C (Castagnoli).
+    pub const CRC32C: ChecksumType = ChecksumType(0x03);
+
+    /// Length of the checksum field on the wire, or `None` for an unknown type.
+    pub fn value_len(self) -> Option<usize> {
+        match self {
+            ChecksumType::NONE => Some(0),
+            ChecksumType::CRC32 | ChecksumType::FARMHASH32 | ChecksumType::CRC32C => Some(4),
+            _ => None,
+        }
+    }
+
+    /// The name used in the CLI and logs: `none`, `crc32`, `farmhash32`, `crc32c`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChecksumType::NONE => "none",
+            ChecksumType::CRC32 => "crc32",
+            ChecksumType::FARMHASH32 => "farmhash32",
+            ChecksumType::CRC32C => "crc32c",
+            _ => "unknown",
+        }
+    }
+
+    /// Parses a name as given by [`ChecksumType::name`].
+    pub fn from_name(name: &str) -> Option<ChecksumType> {
+        [
+            ChecksumType::NONE,
+            ChecksumType::CRC32,
+            ChecksumType::FARMHASH32,
+            ChecksumType::CRC32C,
+        ]
+        .into_iter()
+        .find(|t| t.name() == name)
+    }
+}
+
+impl fmt::Debug for ChecksumType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChecksumType(0x{:02x} {})", self.0, self.name())
+    }
+}
+
+impl fmt::Display for ChecksumType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The running checksum of one message, frame by frame.
+///
+/// Feed each frame's arg chunks with [`Checksum::update`], then call
+/// [`Checksum::finish_frame`] with the frame's last chunk to get the value that
+/// frame carries.
+#[derive(Debug, Clone)]
+pub struct Checksum {
+    ty: ChecksumType,
+    value: u32,
+}
+
+impl Checksum {
+    /// A fresh checksum of the given type, or `None` for a type tchan cannot compute.
+    pub fn new(ty: ChecksumType) -> Option<Checksum> {
+        ty.value_len()?;
+        Some(Checksum { ty, value: 0 })
+    }
+
+    /// The type being computed.
+    pub fn checksum_type(&self) -> ChecksumType {
+        self.ty
+    }
+
+    /// Adds arg bytes to a chained (CRC) checksum. Farmhash and none ignore it.
+    #[inline]
+    pub fn update(&mut self, data: &[u8]) {
+        match self.ty {
+            ChecksumType::CRC32 => {
+                let mut h = crc32fast::Hasher::new_with_initial(self.value);
+                h.update(data);
+                self.value = h.finalize();
+            }
+            ChecksumType::CRC32C => self.value = crc32c::crc32c_append(self.value, data),
+            _ => {}
+        }
+    }
+
+    /// Ends a frame and returns the value it carries. `last_chunk` is the
+    /// frame's last arg chunk (empty when the frame has none); only farmhash
+    /// uses it.
+    #[inline]
+    pub fn finish_frame(&mut self, last_chunk: &[u8]) -> u32 {
+        if self.ty == ChecksumType::FARMHASH32 {
+            self.value = fingerprint32(last_chunk);
+        }
+        self.value
+    }
+}
+
+pub use super::farmhash::fingerprint32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_frame(ty: ChecksumType, chunks: &[&[u8]]) -> u32 {
+        let mut c = Checksum::new(ty).unwrap();
+        for ch in chunks {
+            c.update(ch);
+        }
+        c.finish_frame(chunks.last().copied().unwrap_or(b""))
+    }
+
+    #[test]
+    fn check_values() {
+        // [CSUM-2] 0x01 is CRC-32/IEEE, [CSUM-4] 0x03 is CRC-32C
+        assert_eq!(one_frame(ChecksumType::CRC32, &[b"123456789"]), 0xCBF4_3926);
+        assert_eq!(
+            one_frame(ChecksumType::CRC32C, &[b"123456789"]),
+            0xE306_9283
+        );
+        assert_eq!(
+            one_frame(ChecksumType::CRC32, &[b"echo", b"hello", b"world"]),
+            0x9DEF_1EC0
+        );
+        assert_eq!(
+            one_frame(ChecksumType::CRC32C, &[b"echo", b"hello", b"world"]),
+            0x26D7_A49B
+        );
+        assert_eq!(
+            one_frame(ChecksumType::CRC32, &[b"", b"hello", b"world"]),
+            0xF9EB_20AD
+        );
+        assert_eq!(one_frame(ChecksumType::NONE, &[b"abc"]), 0);
+    }
+
+    #[test]
+    fn crcs_chain_across_frames() {
+        // [CSUM-6] frame N carries the CRC of all arg bytes of frames 1..=N
+        for ty in [ChecksumType::CRC32, ChecksumType::CRC32C] {
+            let mut c = Checksum::new(ty).unwrap();
+            c.update(b"1234");
+            c.finish_frame(b"1234");
+            c.update(b"56789");
+            assert_eq!(c.finish_frame(b"56789"), one_frame(ty, &[b"123456789"]));
+        }
+    }
+
+    #[test]
+    fn farmhash_is_last_chunk_only_and_unchained() {
+        // [CSUM-7] node's rule: Fingerprint32 of the last chunk of the frame
+        let mut c = Checksum::new(ChecksumType::FARMHASH32).unwrap();
+        c.update(b"echo");
+        c.update(b"hello");
+        assert_eq!(c.finish_frame(b"hello"), fingerprint32(b"hello"));
+        assert_eq!(c.finish_frame(b""), fingerprint32(b""));
+    }
+
+    #[test]
+    fn unknown_types_have_no_length() {
+        assert_eq!(ChecksumType(4).value_len(), None);
+        assert!(Checksum::new(ChecksumType(9)).is_none());
+        assert_eq!(
+            ChecksumType::from_name("crc32c"),
+            Some(ChecksumType::CRC32C)
+        );
+    }
+}

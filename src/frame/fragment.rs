@@ -1,0 +1,318 @@
+//! The fragmenter: writes a call message as frames of at most the maximum
+//! frame size, straight into an output buffer.
+//!
+//! Rules (spec/05-fragmentation.md): args go in order, each `arg~2` counting
+//! the bytes of that arg in this frame. An arg that does not fit is cut at the
+//! frame end and the frame gets flag 0x01. Starting the next arg needs two
+//! bytes for its length: with two or more left they are written in the same
+//! frame; with zero or one left the frame is sent with 0x01 and the next frame
+//! starts with an empty chunk that closes the finished arg. (Node 4.0.1 drops
+//! the remaining args in that case; we never do.) A frame that is exactly full
+//! is only closed when more bytes arrive, so a last arg that ends exactly at a
+//! frame end needs no extra frame.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::call::{CallReq, CallRes, Flags, ResponseCode, continue_type};
+use super::checksum::{Checksum, ChecksumType};
+use super::error::EncodeError;
+use super::headers::TransportHeaders;
+use super::tracing::Tracing;
+use super::{FrameHeader, FrameType, HEADER_LEN, MAX_FRAME_SIZE};
+
+/// The fields of a call req's first frame, before the checksum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReqHead {
+    /// Time to live in ms; never 0.
+    pub ttl: u32,
+    /// Tracing.
+    pub tracing: Tracing,
+    /// Destination service, at most 255 bytes.
+    pub service: Bytes,
+    /// Transport headers; checked strictly.
+    pub headers: TransportHeaders,
+}
+
+/// The fields of a call res's first frame, before the checksum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResHead {
+    /// Response code.
+    pub code: ResponseCode,
+    /// Tracing (the request's).
+    pub tracing: Tracing,
+    /// Transport headers; checked strictly.
+    pub headers: TransportHeaders,
+}
+
+/// What the first frame of a message carries before its checksum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallHead {
+    /// A request.
+    Req(ReqHead),
+    /// A response.
+    Res(ResHead),
+}
+
+impl CallHead {
+    fn head_len(&self) -> usize {
+        match self {
+            CallHead::Req(h) => CallReq::head_len(h.service.len(), &h.headers),
+            CallHead::Res(h) => CallRes::head_len(&h.headers),
+        }
+    }
+
+    fn is_request(&self) -> bool {
+        matches!(self, CallHead::Req(_))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OpenFrame {
+    start: usize,
+    flags_pos: usize,
+    csum_pos: Option<usize>,
+    chunk_pos: usize,
+}
+
+/// Writes one call message as frames, incrementally.
+///
+/// Call [`write`](Self::write) any number of times per arg and
+/// [`end_arg`](Self::end_arg) after each of the three args. Frames are written
+/// into the `dst` passed to each call. While a frame is open (after `write` or
+/// `end_arg`, until [`flush`](Self::flush) or the end of the message) nothing
+/// else may be appended to or taken from `dst`: the writer patches the open
+/// frame's size, flags, checksum and chunk length when it closes it.
+#[derive(Debug)]
+pub struct MessageWriter {
+    id: u32,
+    head: CallHead,
+    checksum: Checksum,
+    max_frame: usize,
+    arg: usize,
+    frames: u32,
+    open: Option<OpenFrame>,
+    done: bool,
+}
+
+/// The smallest max frame size the writer accepts: a continue frame with a
+/// checksum and two chunk headers, plus room for data.
+const MIN_FRAME: usize = HEADER_LEN + 1 + 5 + 2 + 2 + 4;
+
+impl MessageWriter {
+    /// A writer for message `id`. Checks everything that can be checked before
+    /// writing: ttl not 0, service at most 255 bytes, transport headers valid,
+    /// checksum type known, and that the first frame's fixed fields plus the
+    /// first chunk header fit in `max_frame_size` (which is capped at 65535).
+    pub fn new(
+        id: u32,
+        head: CallHead,
+        checksum: ChecksumType,
+        max_frame_size: usize,
+    ) -> Result<MessageWriter, EncodeError> {
+        let checksum =
+            Checksum::new(checksum).ok_or(EncodeError::UnknownChecksumType(checksum.0))?;
+        let max_frame = max_frame_size.min(MAX_FRAME_SIZE);
+        match &head {
+            CallHead::Req(h) => {
+                if h.ttl == 0 {
+                    return Err(EncodeError::ZeroTtl);
+                }
+                if h.service.len() > 255 {
+                    return Err(EncodeError::FieldTooLong {
+                        field: "service",
+                        len: h.service.len(),
+                        max: 255,
+                    });
+                }
+                h.headers.validate()?;
+            }
+            CallHead::Res(h) => h.headers.validate()?,
+        }
+        let first = HEADER_LEN
+            + head.head_len()
+            + 1
+            + checksum.checksum_type().value_len().unwrap_or(4)
+            + 2;
+        if first > max_frame || max_frame < MIN_FRAME {
+            return Err(EncodeError::HeadTooLarge {
+                size: first,
+                max: max_frame,
+            });
+        }
+        Ok(MessageWriter {
+            id,
+            head,
+            checksum,
+            max_frame,
+            arg: 0,
+            frames: 0,
+            open: None,
+            done: false,
+        })
+    }
+
+    /// Writes a whole message (three args) into `dst` in one go.
+    pub fn write_message(
+        dst: &mut BytesMut,
+        id: u32,
+        head: CallHead,
+        checksum: ChecksumType,
+        max_frame_size: usize,
+        args: [&[u8]; 3],
+    ) -> Result<(), EncodeError> {
+        let mut w = MessageWriter::new(id, head, checksum, max_frame_size)?;
+        for arg in args {
+            w.write(dst, arg)?;
+            w.end_arg(dst)?;
+        }
+        Ok(())
+    }
+
+    /// Index (0, 1, 2) of the arg being written.
+    pub fn current_arg(&self) -> usize {
+        self.arg
+    }
+
+    /// True once the third arg has been ended.
+    pub fn is_complete(&self) -> bool {
+        self.done
+    }
+
+    /// Frames started so far.
+    pub fn frames(&self) -> u32 {
+        self.frames
+    }
+
+    /// Appends `data` to the current arg, opening and closing frames as needed.
+    pub fn write(&mut self, dst: &mut BytesMut, mut data: &[u8]) -> Result<(), EncodeError> {
+        if self.done {
+            return Err(EncodeError::MessageComplete);
+        }
+        let mut open = match self.open {
+            Some(o) => o,
+            None => self.open_frame(dst),
+        };
+        loop {
+            let room = self.max_frame - (dst.len() - open.start);
+            let n = room.min(data.len());
+            let (now, later) = data.split_at(n);
+            dst.extend_from_slice(now);
+            self.checksum.update(now);
+            data = later;
+            if data.is_empty() {
+                return Ok(());
+            }
+            self.close_frame(dst, true);
+            open = self.open_frame(dst);
+        }
+    }
+
+    /// Ends the current arg. Returns true when that was the third arg and the
+    /// message is complete (its last frame, flag 0x01 clear, is then in `dst`).
+    pub fn end_arg(&mut self, dst: &mut BytesMut) -> Result<bool, EncodeError> {
+        if self.done {
+            return Err(EncodeError::MessageComplete);
+        }
+        let mut open = match self.open {
+            Some(o) => o,
+            None => self.open_frame(dst),
+        };
+        if self.arg == 2 {
+            self.close_frame(dst, false);
+            self.done = true;
+            return Ok(true);
+        }
+        if self.max_frame - (dst.len() - open.start) < 2 {
+            // Not enough room for the next arg's length: close this frame and
+            // start the next with an empty chunk that ends the current arg.
+            self.close_frame(dst, true);
+            open = self.open_frame(dst);
+        }
+        patch_chunk_len(dst, open.chunk_pos);
+        self.arg += 1;
+        let chunk_pos = dst.len();
+        dst.put_u16(0);
+        self.open = Some(OpenFrame { chunk_pos, ..open });
+        Ok(false)
+    }
+
+    /// Closes the open frame (with flag 0x01) so that `dst` holds only whole
+    /// frames. Use it to send what was written so far of a streamed arg.
+    pub fn flush(&mut self, dst: &mut BytesMut) {
+        if self.open.is_some() {
+            self.close_frame(dst, true);
+        }
+    }
+
+    fn open_frame(&mut self, dst: &mut BytesMut) -> OpenFrame {
+        let start = dst.len();
+        let first = self.frames == 0;
+        let frame_type = match (&self.head, first) {
+            (CallHead::Req(_), true) => FrameType::CALL_REQ,
+            (CallHead::Res(_), true) => FrameType::CALL_RES,
+            (head, false) => continue_type(head.is_request()),
+        };
+        dst.reserve(self.max_frame.min(4096));
+        FrameHeader {
+            size: 0,
+            frame_type,
+            id: self.id,
+        }
+        .encode(dst);
+        let flags_pos = dst.len();
+        dst.put_u8(0);
+        if first {
+            match &self.head {
+                CallHead::Req(h) => {
+                    dst.put_u32(h.ttl);
+                    h.tracing.encode(dst);
+                    dst.put_u8(h.service.len() as u8);
+                    dst.put_slice(&h.service);
+                    h.headers.encode(dst);
+                }
+                CallHead::Res(h) => {
+                    dst.put_u8(h.code.0);
+                    h.tracing.encode(dst);
+                    h.headers.encode(dst);
+                }
+            }
+        }
+        let ty = self.checksum.checksum_type();
+        dst.put_u8(ty.0);
+        let csum_pos = (ty != ChecksumType::NONE).then(|| {
+            let p = dst.len();
+            dst.put_u32(0);
+            p
+        });
+        let chunk_pos = dst.len();
+        dst.put_u16(0);
+        self.frames += 1;
+        let open = OpenFrame {
+            start,
+            flags_pos,
+            csum_pos,
+            chunk_pos,
+        };
+        self.open = Some(open);
+        open
+    }
+
+    fn close_frame(&mut self, dst: &mut BytesMut, more: bool) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        patch_chunk_len(dst, open.chunk_pos);
+        let value = self.checksum.finish_frame(&dst[open.chunk_pos + 2..]);
+        if let Some(p) = open.csum_pos {
+            dst[p..p + 4].copy_from_slice(&value.to_be_bytes());
+        }
+        dst[open.flags_pos] = if more { Flags::MORE_FRAGMENTS } else { 0 };
+        let size = (dst.len() - open.start) as u16;
+        dst[open.start..open.start + 2].copy_from_slice(&size.to_be_bytes());
+    }
+}
+
+fn patch_chunk_len(dst: &mut BytesMut, chunk_pos: usize) {
+    let len = (dst.len() - chunk_pos - 2) as u16;
+    dst[chunk_pos..chunk_pos + 2].copy_from_slice(&len.to_be_bytes());
+}

@@ -1,0 +1,418 @@
+//! Key/value header lists, kept as the bytes they arrived in.
+//!
+//! Three places in TChannel carry a list of string pairs: transport headers
+//! (`nh:1 (k~1 v~1){nh}`), init headers and thrift application headers (both
+//! `nh:2 (k~2 v~2){nh}`). Decoding walks the list once to check that every
+//! length fits, then keeps the raw bytes as a `Bytes` slice: no map and no
+//! string is built per frame. Lookups walk the bytes again, which for the
+//! handful of headers a call carries is faster than building a map.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::error::{DecodeError, EncodeError};
+use super::wire::Reader;
+
+/// The width of the count and length prefixes of a header list.
+pub trait Width: Copy + Eq + fmt::Debug + sealed::Sealed {
+    /// Bytes per prefix: 1 or 2.
+    const BYTES: usize;
+    /// The largest count or length a prefix can hold.
+    const MAX: usize;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::W1 {}
+    impl Sealed for super::W2 {}
+}
+
+/// One-byte prefixes, as in transport headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct W1;
+/// Two-byte prefixes, as in init headers and thrift arg2 headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct W2;
+
+impl Width for W1 {
+    const BYTES: usize = 1;
+    const MAX: usize = u8::MAX as usize;
+}
+impl Width for W2 {
+    const BYTES: usize = 2;
+    const MAX: usize = u16::MAX as usize;
+}
+
+/// A list of key/value pairs in wire order, backed by the bytes it was read from.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Headers<W: Width> {
+    /// `(k~W v~W){count}`, without the count prefix.
+    raw: Bytes,
+    count: usize,
+    _w: PhantomData<W>,
+}
+
+/// Transport headers of call req and call res: `nh:1 (k~1 v~1){nh}`.
+pub type TransportHeaders = Headers<W1>;
+/// Init req / init res headers: `nh:2 (k~2 v~2){nh}`.
+pub type InitHeaders = Headers<W2>;
+/// Thrift arg2 application headers: `nh:2 (k~2 v~2){nh}`.
+pub type ThriftHeaders = Headers<W2>;
+
+/// Limits on transport headers from the spec.
+pub const MAX_TRANSPORT_HEADER_KEY_LEN: usize = 16;
+/// At most this many transport headers per frame.
+pub const MAX_TRANSPORT_HEADERS: usize = 128;
+
+/// A rule of the spec that a set of transport headers breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderViolation {
+    /// A key of zero length.
+    #[error("header key is empty")]
+    EmptyKey,
+    /// The same key twice.
+    #[error("header key {0:?} appears more than once")]
+    DuplicateKey(String),
+    /// A key longer than 16 bytes.
+    #[error("header key {key:?} is {len} bytes, over the limit of {max}")]
+    KeyTooLong {
+        /// The key, lossily decoded.
+        key: String,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More headers than allowed.
+    #[error("{count} headers, over the limit of {max}")]
+    TooMany {
+        /// How many there are.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl<W: Width> Default for Headers<W> {
+    fn default() -> Self {
+        Headers {
+            raw: Bytes::new(),
+            count: 0,
+            _w: PhantomData,
+        }
+    }
+}
+
+impl<W: Width> Headers<W> {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a list from pairs, in the given order. Only the prefix widths are
+    /// checked here; transport-header rules are checked by
+    /// [`TransportHeaders::validate`].
+    pub fn from_pairs<K, V, I>(pairs: I) -> Result<Self, EncodeError>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+        I: IntoIterator<Item = (K, V)>,
+    {
+        let mut raw = BytesMut::new();
+        let mut count = 0usize;
+        for (k, v) in pairs {
+            let (k, v) = (k.as_ref(), v.as_ref());
+            put_prefixed::<W>(&mut raw, k, "header key")?;
+            put_prefixed::<W>(&mut raw, v, "header value")?;
+            count += 1;
+        }
+        if count > W::MAX {
+            return Err(EncodeError::FieldTooLong {
+                field: "header count",
+                len: count,
+                max: W::MAX,
+            });
+        }
+        Ok(Headers {
+            raw: raw.freeze(),
+            count,
+            _w: PhantomData,
+        })
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let count = if W::BYTES == 1 {
+            usize::from(r.u8("header count")?)
+        } else {
+            usize::from(r.u16("header count")?)
+        };
+        let start = r.pos();
+        for _ in 0..count {
+            read_prefixed::<W>(r, "header key")?;
+            read_prefixed::<W>(r, "header value")?;
+        }
+        let end = r.pos();
+        Ok(Headers {
+            raw: r.slice(start..end),
+            count,
+            _w: PhantomData,
+        })
+    }
+
+    /// Parses a whole buffer as a header list (for thrift arg2). Bytes after the
+    /// list are an error.
+    pub fn parse(buf: &Bytes) -> Result<Self, DecodeError> {
+        let mut r = Reader::detached(buf);
+        let h = Self::read(&mut r)?;
+        if r.remaining() != 0 {
+            return Err(r.error(
+                "bytes after header list",
+                super::DecodeErrorKind::Truncated {
+                    needed: 0,
+                    remaining: r.remaining(),
+                },
+            ));
+        }
+        Ok(h)
+    }
+
+    /// Number of pairs, duplicates included.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The pairs in wire order, as borrowed slices.
+    pub fn iter(&self) -> HeaderIter<'_, W> {
+        HeaderIter {
+            rest: &self.raw,
+            left: self.count,
+            _w: PhantomData,
+        }
+    }
+
+    /// The value of `key`; with duplicates, the last one (as a map would keep).
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+            .last()
+    }
+
+    /// Bytes on the wire, count prefix included.
+    pub fn encoded_len(&self) -> usize {
+        W::BYTES + self.raw.len()
+    }
+
+    /// Writes the count prefix and the pairs.
+    pub fn encode(&self, dst: &mut impl BufMut) {
+        if W::BYTES == 1 {
+            dst.put_u8(self.count as u8);
+        } else {
+            dst.put_u16(self.count as u16);
+        }
+        dst.put_slice(&self.raw);
+    }
+}
+
+impl TransportHeaders {
+    /// Checks the spec's rules for transport headers: no empty key, no
+    /// duplicate key, keys at most 16 bytes, at most 128 headers.
+    pub fn validate(&self) -> Result<(), HeaderViolation> {
+        if self.count > MAX_TRANSPORT_HEADERS {
+            return Err(HeaderViolation::TooMany {
+                count: self.count,
+                max: MAX_TRANSPORT_HEADERS,
+            });
+        }
+        for (i, (k, _)) in self.iter().enumerate() {
+            if k.is_empty() {
+                return Err(HeaderViolation::EmptyKey);
+            }
+            if k.len() > MAX_TRANSPORT_HEADER_KEY_LEN {
+                return Err(HeaderViolation::KeyTooLong {
+                    key: String::from_utf8_lossy(k).into_owned(),
+                    len: k.len(),
+                    max: MAX_TRANSPORT_HEADER_KEY_LEN,
+                });
+            }
+            if self.iter().take(i).any(|(k2, _)| k2 == k) {
+                return Err(HeaderViolation::DuplicateKey(
+                    String::from_utf8_lossy(k).into_owned(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds transport headers and checks every rule of the spec (tchan is
+    /// always strict when it writes).
+    pub fn strict<K, V, I>(pairs: I) -> Result<Self, EncodeError>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+        I: IntoIterator<Item = (K, V)>,
+    {
+        let h = Self::from_pairs(pairs)?;
+        h.validate()?;
+        Ok(h)
+    }
+}
+
+impl<W: Width> fmt::Debug for Headers<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.iter()
+                    .map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v))),
+            )
+            .finish()
+    }
+}
+
+/// Iterator over the pairs of a [`Headers`].
+pub struct HeaderIter<'a, W: Width> {
+    rest: &'a [u8],
+    left: usize,
+    _w: PhantomData<W>,
+}
+
+impl<'a, W: Width> Iterator for HeaderIter<'a, W> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // The bytes were validated when the list was built or read.
+        let k = split_prefixed::<W>(&mut self.rest)?;
+        let v = split_prefixed::<W>(&mut self.rest)?;
+        Some((k, v))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+fn split_prefixed<'a, W: Width>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, body) = if W::BYTES == 1 {
+        let (&n, body) = rest.split_first()?;
+        (usize::from(n), body)
+    } else {
+        let (n, body) = rest.split_at_checked(2)?;
+        (usize::from(u16::from_be_bytes([n[0], n[1]])), body)
+    };
+    let (v, tail) = body.split_at_checked(len)?;
+    *rest = tail;
+    Some(v)
+}
+
+fn read_prefixed<W: Width>(r: &mut Reader<'_>, field: &'static str) -> Result<(), DecodeError> {
+    if W::BYTES == 1 {
+        r.prefixed_u8(field)?;
+    } else {
+        r.prefixed_u16(field)?;
+    }
+    Ok(())
+}
+
+fn put_prefixed<W: Width>(
+    dst: &mut BytesMut,
+    v: &[u8],
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    if v.len() > W::MAX {
+        return Err(EncodeError::FieldTooLong {
+            field,
+            len: v.len(),
+            max: W::MAX,
+        });
+    }
+    if W::BYTES == 1 {
+        dst.put_u8(v.len() as u8);
+    } else {
+        dst.put_u16(v.len() as u16);
+    }
+    dst.put_slice(v);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::FrameType;
+
+    #[test]
+    fn transport_headers_from_the_spec_example() {
+        // [HDR-1] nh:1 (k~1 v~1){nh}: 01 03 'c' 'i' 'd' 02 'h' 'i' = {cid: "hi"}
+        let payload = Bytes::from_static(b"\x01\x03cid\x02hi");
+        let mut r = Reader::new(&payload, FrameType::CALL_REQ);
+        let h = TransportHeaders::read(&mut r).unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.get(b"cid"), Some(&b"hi"[..]));
+        let mut out = BytesMut::new();
+        h.encode(&mut out);
+        assert_eq!(&out[..], &payload[..]);
+    }
+
+    #[test]
+    fn a_value_that_runs_past_the_frame_is_an_error_at_its_offset() {
+        let payload = Bytes::from_static(b"\x01\x03cid\x05hi");
+        let mut r = Reader::new(&payload, FrameType::CALL_REQ);
+        let e = TransportHeaders::read(&mut r).unwrap_err();
+        assert_eq!(e.field(), "header value");
+        assert_eq!(e.offset(), 16 + 6);
+    }
+
+    #[test]
+    fn validation_rules() {
+        // [HDR-3] empty key, duplicate key, key over 16 bytes, more than 128 headers
+        let ok = TransportHeaders::strict([("as", "raw"), ("cn", "me"), ("re", "")]);
+        assert!(ok.is_ok());
+        assert_eq!(
+            TransportHeaders::strict([("", "x")]).unwrap_err(),
+            EncodeError::BadHeader(HeaderViolation::EmptyKey)
+        );
+        let dup = TransportHeaders::from_pairs([("as", "raw"), ("as", "json")]).unwrap();
+        assert_eq!(
+            dup.validate(),
+            Err(HeaderViolation::DuplicateKey("as".into()))
+        );
+        assert_eq!(dup.get(b"as"), Some(&b"json"[..]), "last value wins");
+        let long = TransportHeaders::from_pairs([("k".repeat(17), "v")]).unwrap();
+        assert!(matches!(
+            long.validate(),
+            Err(HeaderViolation::KeyTooLong { len: 17, .. })
+        ));
+        let sixteen = TransportHeaders::from_pairs([("k".repeat(16), "v")]).unwrap();
+        assert!(sixteen.validate().is_ok());
+        let many: Vec<(String, String)> =
+            (0..129).map(|i| (format!("k{i}"), String::new())).collect();
+        let many = TransportHeaders::from_pairs(many).unwrap();
+        assert!(matches!(
+            many.validate(),
+            Err(HeaderViolation::TooMany { count: 129, .. })
+        ));
+    }
+
+    #[test]
+    fn two_byte_lists_round_trip() {
+        let h =
+            InitHeaders::from_pairs([("host_port", "0.0.0.0:0"), ("process_name", "x")]).unwrap();
+        let mut out = BytesMut::new();
+        h.encode(&mut out);
+        assert_eq!(&out[..2], &[0, 2]);
+        let parsed = InitHeaders::parse(&out.freeze()).unwrap();
+        assert_eq!(parsed, h);
+        assert_eq!(parsed.get(b"host_port"), Some(&b"0.0.0.0:0"[..]));
+    }
+}

@@ -1,0 +1,56 @@
+//! The 25-byte tracing field carried by call, cancel, claim and error frames.
+
+use bytes::BufMut;
+
+use super::error::DecodeError;
+use super::wire::Reader;
+
+/// Length of the tracing field on the wire.
+pub const TRACING_LEN: usize = 25;
+
+/// Zipkin-style trace identifiers: `span_id:8 parent_id:8 trace_id:8 flags:1`,
+/// in that order on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Tracing {
+    /// This call's span.
+    pub span_id: u64,
+    /// The caller's span (0 at the edge).
+    pub parent_id: u64,
+    /// The trace the call belongs to.
+    pub trace_id: u64,
+    /// Trace flags; bit 0x01 means sampled.
+    pub flags: u8,
+}
+
+impl Tracing {
+    /// Flag bit: this trace is sampled.
+    pub const SAMPLED: u8 = 0x01;
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Tracing, DecodeError> {
+        Ok(Tracing {
+            span_id: r.u64("tracing span id")?,
+            parent_id: r.u64("tracing parent id")?,
+            trace_id: r.u64("tracing trace id")?,
+            flags: r.u8("tracing flags")?,
+        })
+    }
+
+    /// Writes the 25 bytes.
+    pub fn encode(&self, dst: &mut impl BufMut) {
+        dst.put_u64(self.span_id);
+        dst.put_u64(self.parent_id);
+        dst.put_u64(self.trace_id);
+        dst.put_u8(self.flags);
+    }
+
+    /// The tracing a call made on behalf of this one should carry: same trace,
+    /// `span_id` new, this span as parent.
+    pub fn child(&self, new_span_id: u64) -> Tracing {
+        Tracing {
+            span_id: new_span_id,
+            parent_id: self.span_id,
+            trace_id: self.trace_id,
+            flags: self.flags,
+        }
+    }
+}

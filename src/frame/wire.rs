@@ -1,0 +1,144 @@
+//! The only place that speaks `nom`: a bounds-checked cursor over one frame.
+//!
+//! Parsers elsewhere in `frame/` read fields through [`Reader`], which turns every
+//! nom failure into a [`DecodeError`] naming the field and its offset, and hands out
+//! sub-slices as positions so callers can lift them into `Bytes` without copying.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use nom::IResult;
+use nom::Parser;
+use nom::bytes::complete::take;
+use nom::number::complete::{be_u8, be_u16, be_u32, be_u64};
+
+use super::error::{DecodeError, DecodeErrorKind};
+use super::{FrameType, HEADER_LEN};
+
+type NomErr<'a> = nom::error::Error<&'a [u8]>;
+
+/// A cursor over a frame payload. Offsets in errors are counted from the start
+/// of the frame, header included.
+pub(crate) struct Reader<'a> {
+    payload: &'a Bytes,
+    pos: usize,
+    frame_type: FrameType,
+    base: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(payload: &'a Bytes, frame_type: FrameType) -> Self {
+        Reader {
+            payload,
+            pos: 0,
+            frame_type,
+            base: HEADER_LEN,
+        }
+    }
+
+    /// A reader over a buffer that is not a frame payload: offsets count from 0.
+    pub(crate) fn detached(payload: &'a Bytes) -> Self {
+        Reader {
+            payload,
+            pos: 0,
+            frame_type: FrameType(0),
+            base: 0,
+        }
+    }
+
+    /// Bytes not yet read.
+    pub(crate) fn remaining(&self) -> usize {
+        self.payload.len() - self.pos
+    }
+
+    pub(crate) fn error(&self, field: &'static str, kind: DecodeErrorKind) -> DecodeError {
+        DecodeError::new(
+            (self.base == HEADER_LEN).then_some(self.frame_type),
+            field,
+            self.base + self.pos,
+            kind,
+        )
+    }
+
+    fn run<T>(
+        &mut self,
+        field: &'static str,
+        needed: usize,
+        mut parser: impl Parser<&'a [u8], Output = T, Error = NomErr<'a>>,
+    ) -> Result<T, DecodeError> {
+        let input: &'a [u8] = &self.payload[self.pos..];
+        let res: IResult<&'a [u8], T, NomErr<'a>> = parser.parse(input);
+        match res {
+            Ok((rest, v)) => {
+                self.pos += input.len() - rest.len();
+                Ok(v)
+            }
+            Err(_) => Err(self.error(
+                field,
+                DecodeErrorKind::Truncated {
+                    needed,
+                    remaining: input.len(),
+                },
+            )),
+        }
+    }
+
+    pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        self.run(field, 1, be_u8)
+    }
+
+    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        self.run(field, 2, be_u16)
+    }
+
+    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        self.run(field, 4, be_u32)
+    }
+
+    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        self.run(field, 8, be_u64)
+    }
+
+    /// Skips `n` bytes and returns their position in the payload.
+    pub(crate) fn take(
+        &mut self,
+        n: usize,
+        field: &'static str,
+    ) -> Result<Range<usize>, DecodeError> {
+        let start = self.pos;
+        self.run(field, n, take(n))?;
+        Ok(start..self.pos)
+    }
+
+    /// Reads an `x~1` field (one length byte, then that many bytes).
+    pub(crate) fn prefixed_u8(&mut self, field: &'static str) -> Result<Range<usize>, DecodeError> {
+        let n = self.u8(field)?;
+        self.take(usize::from(n), field)
+    }
+
+    /// Reads an `x~2` field (a big-endian u16 length, then that many bytes).
+    pub(crate) fn prefixed_u16(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Range<usize>, DecodeError> {
+        let n = self.u16(field)?;
+        self.take(usize::from(n), field)
+    }
+
+    /// Lifts a position into a `Bytes` that shares the payload's allocation.
+    pub(crate) fn slice(&self, range: Range<usize>) -> Bytes {
+        self.payload.slice(range)
+    }
+
+    /// Everything not yet read, as a shared slice; the cursor moves to the end.
+    pub(crate) fn rest(&mut self) -> Bytes {
+        let b = self.payload.slice(self.pos..);
+        self.pos = self.payload.len();
+        b
+    }
+
+    /// Current offset within the payload.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+}

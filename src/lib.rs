@@ -1,0 +1,18 @@
+//! tchan: a TChannel (protocol v2) implementation.
+//!
+//! # Layout
+//!
+//! - [`frame`]: the pure codec. Bytes in, typed frames out and back; the
+//!   fragmenter and the reassembler. No I/O, no clock.
+//! - [`codec`]: the tokio-util `Decoder`/`Encoder` that splits frames out of a
+//!   read buffer without copying them.
+//!
+//! The wire protocol is written down in the repository's `spec/` folder; tests
+//! cite its numbered requirements.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(unreachable_pub)]
+
+pub mod codec;
+pub mod frame;
