@@ -16,3 +16,4 @@
 
 pub mod codec;
 pub mod frame;
+pub mod inspect;

@@ -1,0 +1,336 @@
+//! `tchan decode`: turns a captured byte stream into one JSON object per line.
+//!
+//! The output format is a contract that outside scripts parse; it is written
+//! down in `spec/10-decode-cli.md`. This module only uses the pure codec.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use crate::frame::{
+    ArgCollector, CallFragment, ChecksumType, Frame, FrameHeader, HEADER_LEN, Headers,
+    MAX_FRAME_SIZE, Reassembler, ReassemblyLimits, Tracing, Width,
+};
+
+/// A problem found while reading hex text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HexError {
+    /// Number of whole bytes decoded before the problem.
+    pub byte_offset: usize,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// Decodes hex text, ignoring whitespace, either case. Returns the bytes
+/// before the first problem, and the problem if there was one.
+pub fn parse_hex(text: &[u8]) -> (Vec<u8>, Option<HexError>) {
+    let mut out = Vec::with_capacity(text.len() / 2);
+    let mut high: Option<u8> = None;
+    for &c in text {
+        if c.is_ascii_whitespace() {
+            continue;
+        }
+        let Some(v) = (c as char).to_digit(16) else {
+            let reason = if c.is_ascii_graphic() {
+                format!("invalid hex character {:?}", c as char)
+            } else {
+                format!("invalid hex byte 0x{c:02x}")
+            };
+            let byte_offset = out.len();
+            return (
+                out,
+                Some(HexError {
+                    byte_offset,
+                    reason,
+                }),
+            );
+        };
+        match high.take() {
+            None => high = Some(v as u8),
+            Some(h) => out.push(h << 4 | v as u8),
+        }
+    }
+    if high.is_some() {
+        let byte_offset = out.len();
+        return (
+            out,
+            Some(HexError {
+                byte_offset,
+                reason: "odd number of hex digits".into(),
+            }),
+        );
+    }
+    (out, None)
+}
+
+/// How a decode run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every byte was split into frames and parsed (exit status 0).
+    Clean,
+    /// A `decode_error` line was written and decoding stopped (exit status 1).
+    DecodeError,
+}
+
+struct OpenMessage {
+    order: u64,
+    line: Map<String, Value>,
+    reassembler: Reassembler,
+    args: ArgCollector,
+}
+
+/// Decodes `input` (a stream of frames) and writes the JSON lines to `out`.
+/// `hex_error`, from [`parse_hex`], is reported when the bytes run out.
+pub fn decode_stream(
+    input: &[u8],
+    hex_error: Option<HexError>,
+    out: &mut impl Write,
+) -> io::Result<Outcome> {
+    let data = Bytes::copy_from_slice(input);
+    let mut open: HashMap<(bool, u32), OpenMessage> = HashMap::new();
+    let mut order = 0u64;
+    let mut offset = 0usize;
+    let decode_error = |out: &mut dyn Write, offset: usize, reason: String| {
+        line(
+            out,
+            json!({"kind": "decode_error", "offset": offset, "reason": reason}),
+        )
+        .map(|()| Outcome::DecodeError)
+    };
+    while offset < data.len() {
+        let rest = &data[offset..];
+        let header = match FrameHeader::parse(rest, MAX_FRAME_SIZE) {
+            Ok(Some(h)) => h,
+            Ok(None) => break,
+            Err(e) => return decode_error(out, offset, e.to_string()),
+        };
+        let size = usize::from(header.size);
+        if rest.len() < size {
+            break;
+        }
+        let payload = data.slice(offset + HEADER_LEN..offset + size);
+        let frame = match Frame::decode_payload(header, payload) {
+            Ok(f) => f,
+            Err(e) => return decode_error(out, offset, e.to_string()),
+        };
+        line(
+            out,
+            json!({"kind": "frame", "offset": offset, "size": size,
+                   "type": header.frame_type.to_string(), "id": header.id}),
+        )?;
+        offset += size;
+        let id = frame.id();
+        let single = |kind: &str, fields: Value| {
+            let mut m = Map::new();
+            m.insert("kind".into(), kind.into());
+            m.insert("id".into(), id.into());
+            if let Value::Object(f) = fields {
+                m.extend(f);
+            }
+            Value::Object(m)
+        };
+        let (key, first) = match &frame {
+            Frame::CallReq(f) => {
+                let mut m = Map::new();
+                m.insert("kind".into(), "call_req".into());
+                m.insert("id".into(), id.into());
+                m.insert("service".into(), lossy(&f.service).into());
+                m.insert("ttl".into(), f.ttl.into());
+                m.insert("flags".into(), f.flags.0.into());
+                m.insert("headers".into(), headers_json(&f.headers));
+                m.insert("tracing".into(), tracing_json(&f.tracing));
+                ((true, id), Some(m))
+            }
+            Frame::CallRes(f) => {
+                let mut m = Map::new();
+                m.insert("kind".into(), "call_res".into());
+                m.insert("id".into(), id.into());
+                m.insert("code".into(), f.code.0.into());
+                m.insert("flags".into(), f.flags.0.into());
+                m.insert("headers".into(), headers_json(&f.headers));
+                m.insert("tracing".into(), tracing_json(&f.tracing));
+                ((false, id), Some(m))
+            }
+            Frame::CallReqContinue(_) => ((true, id), None),
+            Frame::CallResContinue(_) => ((false, id), None),
+            Frame::InitReq(f) | Frame::InitRes(f) => {
+                let kind = if matches!(frame, Frame::InitReq(_)) {
+                    "init_req"
+                } else {
+                    "init_res"
+                };
+                line(
+                    out,
+                    single(
+                        kind,
+                        json!({"version": f.version, "headers": headers_json(&f.headers)}),
+                    ),
+                )?;
+                continue;
+            }
+            Frame::Cancel(f) => {
+                line(
+                    out,
+                    single(
+                        "cancel",
+                        json!({"ttl": f.ttl, "tracing": tracing_json(&f.tracing), "why": lossy(&f.why)}),
+                    ),
+                )?;
+                continue;
+            }
+            Frame::Claim(f) => {
+                line(
+                    out,
+                    single(
+                        "claim",
+                        json!({"ttl": f.ttl, "tracing": tracing_json(&f.tracing)}),
+                    ),
+                )?;
+                continue;
+            }
+            Frame::PingReq(_) | Frame::PingRes(_) => {
+                let kind = if matches!(frame, Frame::PingReq(_)) {
+                    "ping_req"
+                } else {
+                    "ping_res"
+                };
+                line(out, single(kind, json!({})))?;
+                continue;
+            }
+            Frame::Error(f) => {
+                line(
+                    out,
+                    single(
+                        "error",
+                        json!({"code": f.code.0, "tracing": tracing_json(&f.tracing),
+                               "message": lossy(&f.message)}),
+                    ),
+                )?;
+                continue;
+            }
+            Frame::Unknown(_) => {
+                line(out, single("unknown", json!({"size": size})))?;
+                continue;
+            }
+        };
+        let fragment = match &frame {
+            Frame::CallReq(f) => CallFragment::from(f),
+            Frame::CallRes(f) => CallFragment::from(f),
+            Frame::CallReqContinue(f) | Frame::CallResContinue(f) => CallFragment::from(f),
+            _ => continue,
+        };
+        if let Some(m) = first {
+            if let Some(old) = open.remove(&key) {
+                // A new first frame for an id still open: the old message
+                // will never finish.
+                line(out, json!({"kind": "incomplete", "id": old.line["id"]}))?;
+            }
+            order += 1;
+            open.insert(
+                key,
+                OpenMessage {
+                    order,
+                    line: m,
+                    reassembler: Reassembler::lenient(ReassemblyLimits {
+                        max_message_bytes: u64::MAX,
+                        max_frames: u32::MAX,
+                        ..ReassemblyLimits::default()
+                    }),
+                    args: ArgCollector::new(),
+                },
+            );
+        }
+        // A continue frame with no open message gets only its frame line.
+        let Some(msg) = open.get_mut(&key) else {
+            continue;
+        };
+        let chunks = match msg.reassembler.push(fragment) {
+            Ok(c) => c,
+            Err(e) => return decode_error(out, offset - size, e.to_string()),
+        };
+        msg.args.extend(&chunks);
+        if chunks.message_complete() {
+            if let Some(msg) = open.remove(&key) {
+                line(out, Value::Object(finish(msg)))?;
+            }
+        }
+    }
+    if let Some(e) = hex_error {
+        return decode_error(out, offset, e.reason);
+    }
+    if offset < data.len() {
+        let rest = data.len() - offset;
+        let reason = match FrameHeader::parse(&data[offset..], MAX_FRAME_SIZE) {
+            Ok(Some(h)) => format!("truncated frame: {rest} of {} bytes", h.size),
+            _ => format!("truncated frame: {rest} bytes, less than a 16-byte header"),
+        };
+        return decode_error(out, offset, reason);
+    }
+    let mut left: Vec<OpenMessage> = open.into_values().collect();
+    left.sort_by_key(|m| m.order);
+    for m in left {
+        line(out, json!({"kind": "incomplete", "id": m.line["id"]}))?;
+    }
+    Ok(Outcome::Clean)
+}
+
+fn finish(msg: OpenMessage) -> Map<String, Value> {
+    let mut m = msg.line;
+    let r = &msg.reassembler;
+    let ty = r.checksum_type().unwrap_or(ChecksumType::NONE);
+    m.insert("checksum_type".into(), ty.name().into());
+    m.insert("checksum_ok".into(), r.checksum_ok().into());
+    let args: Vec<Value> = msg
+        .args
+        .into_args()
+        .iter()
+        .map(|a| Value::String(hex_lower(a)))
+        .collect();
+    m.insert("args".into(), Value::Array(args));
+    let violations = r.violations();
+    if !violations.is_empty() {
+        m.insert(
+            "violations".into(),
+            violations.iter().map(|v| Value::from(v.code())).collect(),
+        );
+    }
+    m
+}
+
+fn line(out: &mut dyn Write, v: Value) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &v)?;
+    out.write_all(b"\n")
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for &x in b {
+        s.push(DIGITS[usize::from(x >> 4)] as char);
+        s.push(DIGITS[usize::from(x & 0xf)] as char);
+    }
+    s
+}
+
+fn headers_json<W: Width>(h: &Headers<W>) -> Value {
+    let mut m = Map::new();
+    for (k, v) in h.iter() {
+        m.insert(lossy(k), Value::String(lossy(v)));
+    }
+    Value::Object(m)
+}
+
+fn tracing_json(t: &Tracing) -> Value {
+    json!({
+        "span_id": format!("{:016x}", t.span_id),
+        "parent_id": format!("{:016x}", t.parent_id),
+        "trace_id": format!("{:016x}", t.trace_id),
+        "flags": t.flags,
+    })
+}
