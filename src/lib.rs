@@ -17,3 +17,10 @@
 pub mod codec;
 pub mod frame;
 pub mod inspect;
+pub mod proto;
+pub mod transport;
+
+pub use proto::CallError as Error;
+pub use transport::{
+    Body, CallOptions, CallRequest, CallResponse, Channel, ChannelConfig, Client, Request, Response,
+};

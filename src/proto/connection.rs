@@ -1,0 +1,1234 @@
+//! The connection state machine.
+//!
+//! ```text
+//!   initiator:  AwaitInitRes --init res--> Ready --drain()--> Draining --no calls--> Closed
+//!   acceptor:   AwaitInitReq --init req--> Ready                  \--deadline--> Closed
+//!   any state --fatal error / close()--> Closed
+//! ```
+//!
+//! How to drive it (the tokio transport does exactly this):
+//! 1. inputs: [`Connection::handle_frame`] for every decoded frame,
+//!    [`Connection::handle_decode_error`] when the byte stream is corrupt,
+//!    [`Connection::handle_timeout`] when [`Connection::poll_timeout`] passes,
+//!    [`Connection::transport_closed`] when the socket dies, and the
+//!    application's calls (`send_request`, `send_response`, ...);
+//! 2. after any input, drain [`Connection::poll_event`] and write out
+//!    [`Connection::poll_transmit`] (one buffer holding every queued frame),
+//!    then re-arm the one timer at [`Connection::poll_timeout`].
+//!
+//! `now` is always a parameter: nothing here reads a clock, owns a socket or
+//! spawns a task.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::config::ConnectionConfig;
+use super::event::{CallError, CloseReason, Event, PeerInfo, RequestStart, ResponseStart};
+use crate::frame::{
+    CallContinue, CallFragment, CallHead, CallReq, CallRes, Cancel, ChecksumType, DecodeError,
+    EncodeError, ErrorCode, ErrorFrame, Frame, HOST_PORT, Init, InitHeaders, MessageWriter,
+    NO_MESSAGE_ID, PROCESS_NAME, PROTOCOL_VERSION, Ping, Reassembler, ReassemblyError, ReqHead,
+    ResHead, ResponseCode, TCHANNEL_LANGUAGE, TCHANNEL_LANGUAGE_VERSION, TCHANNEL_VERSION, Tracing,
+    TransportHeaders,
+};
+
+/// Which table a call id lives in: ids are chosen per direction ([ID-2]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Dir {
+    /// Our requests.
+    Out,
+    /// The peer's requests.
+    In,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitInitReq,
+    AwaitInitRes { id: u32 },
+    Ready,
+    Draining { deadline: Instant },
+    Closed,
+}
+
+/// What the caller gives to start a request.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    /// Destination service.
+    pub service: Bytes,
+    /// Transport headers (checked strictly).
+    pub headers: TransportHeaders,
+    /// Tracing to send.
+    pub tracing: Tracing,
+    /// When the caller gives up; the ttl sent is the time left.
+    pub deadline: Instant,
+    /// Checksum type for every frame of the request.
+    pub checksum: ChecksumType,
+}
+
+#[derive(Debug)]
+struct OutCall {
+    deadline: Instant,
+    tracing: Tracing,
+    /// While the request is still being written.
+    writer: Option<MessageWriter>,
+    /// Once the response started.
+    response: Option<Reassembler>,
+}
+
+#[derive(Debug)]
+struct InCall {
+    deadline: Instant,
+    tracing: Tracing,
+    checksum: ChecksumType,
+    /// While the request is still arriving.
+    request: Option<Reassembler>,
+    /// Arg bytes received, counted against `max_inbound_bytes`.
+    bytes: u64,
+    /// While the response is being written.
+    writer: Option<MessageWriter>,
+}
+
+/// A sans-IO TChannel connection: frames and time in, frames and events out.
+#[derive(Debug)]
+pub struct Connection {
+    config: ConnectionConfig,
+    state: State,
+    handshake_deadline: Option<Instant>,
+    next_id: u32,
+    out_calls: HashMap<u32, OutCall>,
+    in_calls: HashMap<u32, InCall>,
+    inbound_bytes: u64,
+    deadlines: BTreeSet<(Instant, Dir, u32)>,
+    tombstones: VecDeque<(Instant, Dir, u32)>,
+    tombstone_set: HashSet<(Dir, u32)>,
+    transmit: BytesMut,
+    events: VecDeque<Event>,
+    peer: Option<PeerInfo>,
+    peer_draining: bool,
+    pings: HashSet<u32>,
+    keepalive_next: Option<Instant>,
+    keepalive_unanswered: u32,
+    /// The latest `now` seen, for work done from application calls that
+    /// take no time (remembering ids of calls they end).
+    last_now: Instant,
+}
+
+// ===== construction and getters =====
+
+impl Connection {
+    fn new(config: ConnectionConfig, state: State, now: Instant) -> Connection {
+        let handshake_deadline = Some(now + config.handshake_timeout);
+        Connection {
+            config,
+            state,
+            handshake_deadline,
+            next_id: 1,
+            out_calls: HashMap::new(),
+            in_calls: HashMap::new(),
+            inbound_bytes: 0,
+            deadlines: BTreeSet::new(),
+            tombstones: VecDeque::new(),
+            tombstone_set: HashSet::new(),
+            transmit: BytesMut::new(),
+            events: VecDeque::new(),
+            peer: None,
+            peer_draining: false,
+            pings: HashSet::new(),
+            keepalive_next: None,
+            keepalive_unanswered: 0,
+            last_now: now,
+        }
+    }
+
+    /// The side that opened the TCP connection: sends init req (id 1) now.
+    pub fn initiator(config: ConnectionConfig, now: Instant) -> Connection {
+        let mut c = Connection::new(config, State::AwaitInitRes { id: 1 }, now);
+        c.next_id = 2;
+        let init = Init {
+            id: 1,
+            version: PROTOCOL_VERSION,
+            headers: c.init_headers(),
+            trailing: Bytes::new(),
+        };
+        c.queue(Frame::InitReq(init));
+        c
+    }
+
+    /// The side that accepted the TCP connection: waits for init req.
+    pub fn acceptor(config: ConnectionConfig, now: Instant) -> Connection {
+        Connection::new(config, State::AwaitInitReq, now)
+    }
+
+    fn init_headers(&self) -> InitHeaders {
+        // [INIT-2] host_port and process_name required; the others sent too.
+        InitHeaders::from_pairs([
+            (HOST_PORT, self.config.host_port.as_str()),
+            (PROCESS_NAME, self.config.process_name.as_str()),
+            (TCHANNEL_LANGUAGE, "rust"),
+            (TCHANNEL_LANGUAGE_VERSION, rustc_version()),
+            (TCHANNEL_VERSION, env!("CARGO_PKG_VERSION")),
+        ])
+        .unwrap_or_default()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ConnectionConfig {
+        &self.config
+    }
+
+    /// The peer's init headers, once the handshake is done.
+    pub fn peer(&self) -> Option<&PeerInfo> {
+        self.peer.as_ref()
+    }
+
+    /// True once the handshake is done and until the connection closes.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.state, State::Ready | State::Draining { .. })
+    }
+
+    /// True once closed; nothing more will happen.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// True when new calls may be sent: ready, not draining, and the peer has
+    /// not asked us to stop.
+    pub fn accepts_new_calls(&self) -> bool {
+        self.state == State::Ready && !self.peer_draining
+    }
+
+    /// Outbound (ours) and inbound (the peer's) calls in flight.
+    pub fn calls_in_flight(&self) -> (usize, usize) {
+        (self.out_calls.len(), self.in_calls.len())
+    }
+
+    /// Entries in every internal table: calls, deadlines, remembered ids and
+    /// pings. All zero on a closed connection (tests assert it).
+    pub fn table_sizes(&self) -> [usize; 5] {
+        [
+            self.out_calls.len(),
+            self.in_calls.len(),
+            self.deadlines.len(),
+            self.tombstones.len(),
+            self.pings.len(),
+        ]
+    }
+
+    /// Bytes queued for the wire.
+    pub fn transmit_len(&self) -> usize {
+        self.transmit.len()
+    }
+}
+
+fn rustc_version() -> &'static str {
+    option_env!("CARGO_PKG_RUST_VERSION")
+        .filter(|v| !v.is_empty())
+        .unwrap_or("stable")
+}
+
+// ===== outputs =====
+
+impl Connection {
+    /// Every frame queued since the last call, as one buffer, or `None`.
+    pub fn poll_transmit(&mut self) -> Option<BytesMut> {
+        if self.transmit.is_empty() {
+            None
+        } else {
+            Some(self.transmit.split())
+        }
+    }
+
+    /// Appends every queued frame to `dst` (for a driver that keeps its own
+    /// write buffer). Returns the number of bytes moved.
+    pub fn transmit_into(&mut self, dst: &mut BytesMut) -> usize {
+        let n = self.transmit.len();
+        if dst.is_empty() {
+            std::mem::swap(dst, &mut self.transmit);
+        } else {
+            dst.extend_from_slice(&self.transmit);
+            self.transmit.clear();
+        }
+        n
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Connection::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
+        let drain = match self.state {
+            State::Draining { deadline } => Some(deadline),
+            _ => None,
+        };
+        [
+            self.handshake_deadline,
+            drain,
+            self.deadlines.first().map(|d| d.0),
+            self.tombstones.front().map(|t| t.0),
+            self.keepalive_next,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+// ===== inputs: frames =====
+
+impl Connection {
+    /// Takes one frame from the peer.
+    pub fn handle_frame(&mut self, now: Instant, frame: Frame) {
+        self.last_now = self.last_now.max(now);
+        match self.state {
+            State::Closed => {}
+            State::AwaitInitReq => self.handle_init_req(now, frame),
+            State::AwaitInitRes { id } => self.handle_init_res(now, id, frame),
+            State::Ready | State::Draining { .. } => self.handle_ready(now, frame),
+        }
+        self.maybe_drained();
+    }
+
+    /// The byte stream could not be decoded: send a protocol error with id
+    /// 0xffffffff and close ([FRAME-8]).
+    pub fn handle_decode_error(&mut self, error: &DecodeError) {
+        self.fatal(
+            NO_MESSAGE_ID,
+            Tracing::default(),
+            format!("malformed frame: {error}"),
+        );
+    }
+
+    /// The transport failed or the peer closed the socket.
+    pub fn transport_closed(&mut self, reason: impl Into<String>) {
+        self.close(CloseReason::Transport(reason.into()));
+    }
+
+    fn handle_init_req(&mut self, now: Instant, frame: Frame) {
+        let Frame::InitReq(init) = frame else {
+            // [CONN-3] the first frame must be init req.
+            return self.fatal(
+                NO_MESSAGE_ID,
+                Tracing::default(),
+                format!(
+                    "expected init req, got a frame of type {}",
+                    frame.frame_type()
+                ),
+            );
+        };
+        if init.version < PROTOCOL_VERSION {
+            return self.fatal(
+                init.id,
+                Tracing::default(),
+                format!("unsupported protocol version {}", init.version),
+            );
+        }
+        if let Some(h) = init.missing_required_header() {
+            return self.fatal(init.id, Tracing::default(), format!("init req lacks {h}"));
+        }
+        let res = Init {
+            id: init.id,
+            version: PROTOCOL_VERSION,
+            headers: self.init_headers(),
+            trailing: Bytes::new(),
+        };
+        self.queue(Frame::InitRes(res));
+        self.ready(now, &init);
+    }
+
+    fn handle_init_res(&mut self, now: Instant, id: u32, frame: Frame) {
+        match frame {
+            Frame::InitRes(init) if init.id == id && init.version == PROTOCOL_VERSION => {
+                if let Some(h) = init.missing_required_header() {
+                    return self.fatal(init.id, Tracing::default(), format!("init res lacks {h}"));
+                }
+                self.ready(now, &init);
+            }
+            Frame::InitRes(init) => self.fatal(
+                init.id,
+                Tracing::default(),
+                format!("bad init res (id {}, version {})", init.id, init.version),
+            ),
+            Frame::Error(e) => {
+                let err = CallError::remote(e.code, String::from_utf8_lossy(&e.message));
+                self.close(CloseReason::HandshakeFailed(err));
+            }
+            other => self.fatal(
+                NO_MESSAGE_ID,
+                Tracing::default(),
+                format!(
+                    "expected init res, got a frame of type {}",
+                    other.frame_type()
+                ),
+            ),
+        }
+    }
+
+    fn ready(&mut self, now: Instant, init: &Init) {
+        let get = |k: &str| {
+            String::from_utf8_lossy(init.headers.get(k.as_bytes()).unwrap_or_default()).into_owned()
+        };
+        let info = PeerInfo {
+            host_port: get(HOST_PORT),
+            process_name: get(PROCESS_NAME),
+            headers: init.headers.clone(),
+        };
+        self.peer = Some(info.clone());
+        self.state = State::Ready;
+        self.handshake_deadline = None;
+        self.keepalive_next = self.config.keepalive.map(|k| now + k.interval);
+        self.events.push_back(Event::Ready(info));
+    }
+
+    fn handle_ready(&mut self, now: Instant, frame: Frame) {
+        match frame {
+            Frame::CallReq(f) => self.on_call_req(now, f),
+            Frame::CallReqContinue(f) => self.on_call_req_continue(now, f),
+            Frame::CallRes(f) => self.on_call_res(f),
+            Frame::CallResContinue(f) => self.on_call_res_continue(f),
+            Frame::Cancel(f) => self.on_cancel(f),
+            Frame::Error(f) => self.on_error(f),
+            Frame::PingReq(p) => self.queue(Frame::PingRes(Ping::new(p.id))),
+            Frame::PingRes(p) => {
+                if self.pings.remove(&p.id) {
+                    self.keepalive_unanswered = 0;
+                    self.events.push_back(Event::Pong { id: p.id });
+                }
+            }
+            Frame::InitReq(i) | Frame::InitRes(i) => self.fatal(
+                i.id,
+                Tracing::default(),
+                "init frame after the handshake".into(),
+            ),
+            // [FRAME-5] [MSG-6] claim and unknown types are ignored.
+            Frame::Claim(_) | Frame::Unknown(_) => {}
+        }
+    }
+
+    fn on_call_req(&mut self, now: Instant, f: CallReq) {
+        let id = f.id;
+        if self.in_calls.contains_key(&id) {
+            return self.fatal(
+                id,
+                f.tracing,
+                format!("call req {id} while a request with that id is in flight"),
+            );
+        }
+        // A reused id starts a new call; forget the old one's tombstone.
+        if self.tombstone_set.remove(&(Dir::In, id)) {
+            self.tombstones.retain(|t| !(t.1 == Dir::In && t.2 == id));
+        }
+        let refuse = if matches!(self.state, State::Draining { .. }) {
+            Some((ErrorCode::DECLINED, "connection draining".to_string()))
+        } else if self.in_calls.len() >= self.config.max_inbound_calls {
+            Some((ErrorCode::BUSY, "too many calls in flight".to_string()))
+        } else if f.ttl == 0 {
+            // [TTL-4] an inbound ttl of 0 has already expired.
+            Some((ErrorCode::TIMEOUT, "ttl of 0: already expired".to_string()))
+        } else {
+            None
+        };
+        if let Some((code, msg)) = refuse {
+            self.send_error_frame(id, code, f.tracing, &msg);
+            if f.flags.more_fragments() {
+                self.tombstone(now, Dir::In, id);
+            }
+            return;
+        }
+        let ttl = Duration::from_millis(u64::from(f.ttl)).min(self.config.max_ttl);
+        let deadline = now + ttl;
+        let mut reassembler = Reassembler::new(self.config.reassembly);
+        let chunks = match reassembler.push(CallFragment::from(&f)) {
+            Ok(c) => c,
+            Err(e) => return self.reject_request(now, id, f.tracing, e, !f.flags.more_fragments()),
+        };
+        let bytes = reassembler.message_bytes();
+        if self.inbound_bytes + bytes > self.config.max_inbound_bytes {
+            self.send_error_frame(id, ErrorCode::BUSY, f.tracing, "too many bytes in flight");
+            if !chunks.message_complete() {
+                self.tombstone(now, Dir::In, id);
+            }
+            return;
+        }
+        self.inbound_bytes += bytes;
+        let complete = chunks.message_complete();
+        self.in_calls.insert(
+            id,
+            InCall {
+                deadline,
+                tracing: f.tracing,
+                checksum: f.checksum.ty,
+                request: (!complete).then_some(reassembler),
+                bytes,
+                writer: None,
+            },
+        );
+        self.deadlines.insert((deadline, Dir::In, id));
+        self.events.push_back(Event::Request(RequestStart {
+            id,
+            service: f.service,
+            headers: f.headers,
+            tracing: f.tracing,
+            ttl_ms: f.ttl,
+            deadline,
+            checksum: f.checksum.ty,
+            chunks,
+        }));
+    }
+
+    /// A request that breaks a rule: a protocol error for arg-count problems
+    /// ([FRAG-10]), bad request for the rest; the call is forgotten.
+    fn reject_request(
+        &mut self,
+        now: Instant,
+        id: u32,
+        tracing: Tracing,
+        e: ReassemblyError,
+        ended: bool,
+    ) {
+        if matches!(
+            e,
+            ReassemblyError::MissingArgs { .. } | ReassemblyError::ExtraArgs
+        ) {
+            return self.fatal(id, tracing, format!("bad request message: {e}"));
+        }
+        self.send_error_frame(id, ErrorCode::BAD_REQUEST, tracing, &e.to_string());
+        if !ended {
+            self.tombstone(now, Dir::In, id);
+        }
+    }
+
+    fn on_call_req_continue(&mut self, now: Instant, f: CallContinue) {
+        let id = f.id;
+        let Some(call) = self.in_calls.get_mut(&id) else {
+            return; // unknown or finished: dropped quietly ([CONN-15])
+        };
+        let Some(r) = call.request.as_mut() else {
+            // The request already ended; a continue frame now is a violation.
+            let tracing = call.tracing;
+            return self.fatal(
+                id,
+                tracing,
+                format!("call req continue {id} after the request ended"),
+            );
+        };
+        let before = r.message_bytes();
+        let result = r.push(CallFragment::from(&f));
+        let added = r.message_bytes() - before;
+        call.bytes += added;
+        let tracing = call.tracing;
+        self.inbound_bytes += added;
+        match result {
+            Ok(chunks) => {
+                if self.inbound_bytes > self.config.max_inbound_bytes {
+                    self.abort_inbound(id, ErrorCode::BUSY, "too many bytes in flight", now);
+                    return;
+                }
+                if chunks.message_complete() {
+                    if let Some(c) = self.in_calls.get_mut(&id) {
+                        c.request = None;
+                    }
+                }
+                self.events.push_back(Event::RequestContinue { id, chunks });
+            }
+            Err(e) => {
+                let ended = !f.flags.more_fragments();
+                let code = if matches!(
+                    e,
+                    ReassemblyError::MissingArgs { .. } | ReassemblyError::ExtraArgs
+                ) {
+                    ErrorCode::PROTOCOL
+                } else {
+                    ErrorCode::BAD_REQUEST
+                };
+                self.remove_inbound(id);
+                self.events.push_back(Event::RequestAborted {
+                    id,
+                    error: CallError::local(code, e.to_string()),
+                });
+                if code == ErrorCode::PROTOCOL {
+                    return self.fatal(id, tracing, format!("bad request message: {e}"));
+                }
+                self.send_error_frame(id, code, tracing, &e.to_string());
+                if !ended {
+                    self.tombstone(now, Dir::In, id);
+                }
+            }
+        }
+    }
+
+    fn on_call_res(&mut self, f: CallRes) {
+        let id = f.id;
+        let Some(call) = self.out_calls.get_mut(&id) else {
+            return; // late or unknown: dropped quietly ([CONN-15])
+        };
+        if call.response.is_some() || call.writer.is_some() {
+            let tracing = call.tracing;
+            return self.fatal(id, tracing, format!("unexpected call res {id}"));
+        }
+        let mut r = Reassembler::new(self.config.reassembly);
+        match r.push(CallFragment::from(&f)) {
+            Ok(chunks) => {
+                if chunks.message_complete() {
+                    self.remove_outbound(id);
+                } else {
+                    call.response = Some(r);
+                }
+                self.events.push_back(Event::Response(ResponseStart {
+                    id,
+                    code: f.code,
+                    headers: f.headers,
+                    tracing: f.tracing,
+                    chunks,
+                }));
+            }
+            Err(e) => self.response_failed(id, e),
+        }
+    }
+
+    fn on_call_res_continue(&mut self, f: CallContinue) {
+        let id = f.id;
+        let Some(call) = self.out_calls.get_mut(&id) else {
+            return;
+        };
+        let Some(r) = call.response.as_mut() else {
+            let tracing = call.tracing;
+            return self.fatal(
+                id,
+                tracing,
+                format!("call res continue {id} before call res"),
+            );
+        };
+        match r.push(CallFragment::from(&f)) {
+            Ok(chunks) => {
+                if chunks.message_complete() {
+                    self.remove_outbound(id);
+                }
+                self.events
+                    .push_back(Event::ResponseContinue { id, chunks });
+            }
+            Err(e) => self.response_failed(id, e),
+        }
+    }
+
+    fn response_failed(&mut self, id: u32, e: ReassemblyError) {
+        let tracing = self
+            .out_calls
+            .get(&id)
+            .map(|c| c.tracing)
+            .unwrap_or_default();
+        self.remove_outbound(id);
+        let protocol = matches!(
+            e,
+            ReassemblyError::MissingArgs { .. } | ReassemblyError::ExtraArgs
+        );
+        let code = if protocol {
+            ErrorCode::PROTOCOL
+        } else {
+            ErrorCode::BAD_REQUEST
+        };
+        self.events.push_back(Event::CallFailed {
+            id,
+            error: CallError::local(code, format!("bad response: {e}")),
+        });
+        if protocol {
+            self.fatal(id, tracing, format!("bad response message: {e}"));
+        }
+    }
+
+    fn on_cancel(&mut self, f: Cancel) {
+        let id = f.id;
+        let Some(call) = self.in_calls.get(&id) else {
+            return; // crossed with our response: fine ([CANCEL-3])
+        };
+        let tracing = call.tracing;
+        self.remove_inbound(id);
+        self.send_error_frame(id, ErrorCode::CANCELLED, tracing, "cancelled by the caller");
+        self.events.push_back(Event::RequestCancelled { id });
+    }
+
+    fn on_error(&mut self, f: ErrorFrame) {
+        let message = String::from_utf8_lossy(&f.message).into_owned();
+        if f.code == ErrorCode::PROTOCOL {
+            return self.close(CloseReason::PeerProtocolError(message));
+        }
+        if f.id == NO_MESSAGE_ID {
+            // [CONN-12] no new calls on this connection.
+            self.peer_draining = true;
+            self.events
+                .push_back(Event::PeerDraining(CallError::remote(f.code, message)));
+            return;
+        }
+        if self.out_calls.contains_key(&f.id) {
+            self.remove_outbound(f.id);
+            self.events.push_back(Event::CallFailed {
+                id: f.id,
+                error: CallError::remote(f.code, message),
+            });
+        } else if self.pings.remove(&f.id) {
+            // An error for one of our pings: nothing waits for it.
+        }
+    }
+}
+
+// ===== inputs: time =====
+
+impl Connection {
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
+        if self.state == State::Closed {
+            return;
+        }
+        if self.handshake_deadline.is_some_and(|d| d <= now) {
+            return self.close(CloseReason::HandshakeTimeout);
+        }
+        if let State::Draining { deadline } = self.state {
+            if deadline <= now {
+                return self.close(CloseReason::DrainTimeout);
+            }
+        }
+        while let Some(&(at, dir, id)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            match dir {
+                Dir::Out => {
+                    let tracing = self
+                        .out_calls
+                        .get(&id)
+                        .map(|c| c.tracing)
+                        .unwrap_or_default();
+                    self.remove_outbound(id);
+                    self.tombstone(now, Dir::Out, id);
+                    if self.config.send_cancel {
+                        self.send_cancel(id, tracing, "timeout");
+                    }
+                    self.events.push_back(Event::CallFailed {
+                        id,
+                        error: CallError::local(ErrorCode::TIMEOUT, "deadline passed"),
+                    });
+                }
+                Dir::In => self.abort_inbound(id, ErrorCode::TIMEOUT, "deadline passed", now),
+            }
+        }
+        while let Some(&(at, dir, id)) = self.tombstones.front() {
+            if at > now {
+                break;
+            }
+            self.tombstones.pop_front();
+            self.tombstone_set.remove(&(dir, id));
+        }
+        if let (Some(next), Some(k)) = (self.keepalive_next, self.config.keepalive) {
+            if next <= now {
+                if !self.pings.is_empty() {
+                    self.keepalive_unanswered += 1;
+                    self.pings.clear();
+                    if self.keepalive_unanswered >= k.max_unanswered {
+                        return self.close(CloseReason::KeepaliveTimeout);
+                    }
+                }
+                let id = self.alloc_id();
+                self.pings.insert(id);
+                self.queue(Frame::PingReq(Ping::new(id)));
+                self.keepalive_next = Some(now + k.interval);
+            }
+        }
+        self.maybe_drained();
+    }
+}
+
+// ===== application calls: requests =====
+
+impl Connection {
+    fn check_can_call(&self) -> Result<(), CallError> {
+        match self.state {
+            State::Ready if !self.peer_draining => {}
+            State::Ready => return Err(CallError::local(ErrorCode::DECLINED, "peer is draining")),
+            State::Draining { .. } => {
+                return Err(CallError::local(ErrorCode::DECLINED, "connection draining"));
+            }
+            State::Closed => return Err(CallError::local(ErrorCode::NETWORK, "connection closed")),
+            _ => {
+                return Err(CallError::local(
+                    ErrorCode::DECLINED,
+                    "handshake not finished",
+                ));
+            }
+        }
+        if self.out_calls.len() >= self.config.max_outbound_calls {
+            return Err(CallError::local(
+                ErrorCode::BUSY,
+                "too many calls in flight",
+            ));
+        }
+        Ok(())
+    }
+
+    fn alloc_id(&mut self) -> u32 {
+        loop {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            // [ID-3] 0xffffffff is reserved; ids still in use or remembered are skipped.
+            if id != NO_MESSAGE_ID
+                && !self.out_calls.contains_key(&id)
+                && !self.pings.contains(&id)
+                && !self.tombstone_set.contains(&(Dir::Out, id))
+            {
+                return id;
+            }
+        }
+    }
+
+    fn ttl_ms(&self, now: Instant, deadline: Instant) -> Result<u32, CallError> {
+        let left = deadline
+            .saturating_duration_since(now)
+            .min(self.config.max_ttl);
+        let ms = left.as_millis();
+        if ms < 1 {
+            // [TTL-2] never send a ttl of 0: fail locally.
+            return Err(CallError::local(
+                ErrorCode::TIMEOUT,
+                "less than 1 ms left before the deadline",
+            ));
+        }
+        Ok(u32::try_from(ms).unwrap_or(u32::MAX))
+    }
+
+    fn writer_for_request(
+        &mut self,
+        now: Instant,
+        head: &RequestHead,
+        id: u32,
+    ) -> Result<MessageWriter, CallError> {
+        let ttl = self.ttl_ms(now, head.deadline)?;
+        MessageWriter::new(
+            id,
+            CallHead::Req(ReqHead {
+                ttl,
+                tracing: head.tracing,
+                service: head.service.clone(),
+                headers: head.headers.clone(),
+            }),
+            head.checksum,
+            self.config.max_frame_size,
+        )
+        .map_err(encode_error)
+    }
+
+    /// Sends a whole request and returns its id. Its outcome arrives as
+    /// [`Event::Response`] (and continues) or [`Event::CallFailed`].
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        head: RequestHead,
+        args: [&[u8]; 3],
+    ) -> Result<u32, CallError> {
+        self.check_can_call()?;
+        let id = self.alloc_id();
+        let mut w = self.writer_for_request(now, &head, id)?;
+        let mark = self.transmit.len();
+        for arg in args {
+            let r = w
+                .write(&mut self.transmit, arg)
+                .and_then(|()| w.end_arg(&mut self.transmit));
+            if let Err(e) = r {
+                self.transmit.truncate(mark);
+                return Err(encode_error(e));
+            }
+        }
+        self.register_outbound(id, head.deadline, head.tracing, None);
+        Ok(id)
+    }
+
+    /// Starts a request whose args will be written piece by piece with
+    /// [`Connection::write_request`] and [`Connection::end_request_arg`].
+    pub fn start_request(&mut self, now: Instant, head: RequestHead) -> Result<u32, CallError> {
+        self.check_can_call()?;
+        let id = self.alloc_id();
+        let w = self.writer_for_request(now, &head, id)?;
+        self.register_outbound(id, head.deadline, head.tracing, Some(w));
+        Ok(id)
+    }
+
+    fn register_outbound(
+        &mut self,
+        id: u32,
+        deadline: Instant,
+        tracing: Tracing,
+        writer: Option<MessageWriter>,
+    ) {
+        self.out_calls.insert(
+            id,
+            OutCall {
+                deadline,
+                tracing,
+                writer,
+                response: None,
+            },
+        );
+        self.deadlines.insert((deadline, Dir::Out, id));
+    }
+
+    /// Appends bytes to the current arg of a streamed request. Whole frames
+    /// are queued; a partial frame is flushed so other calls can interleave.
+    pub fn write_request(&mut self, id: u32, data: &[u8]) -> Result<(), CallError> {
+        let call = self
+            .out_calls
+            .get_mut(&id)
+            .ok_or_else(|| CallError::local(ErrorCode::NETWORK, "call is no longer in flight"))?;
+        let w = call
+            .writer
+            .as_mut()
+            .ok_or_else(|| CallError::local(ErrorCode::BAD_REQUEST, "request already sent"))?;
+        w.write(&mut self.transmit, data).map_err(encode_error)?;
+        w.flush(&mut self.transmit);
+        Ok(())
+    }
+
+    /// Ends the current arg of a streamed request; after the third the
+    /// request is complete.
+    pub fn end_request_arg(&mut self, id: u32) -> Result<(), CallError> {
+        let call = self
+            .out_calls
+            .get_mut(&id)
+            .ok_or_else(|| CallError::local(ErrorCode::NETWORK, "call is no longer in flight"))?;
+        let w = call
+            .writer
+            .as_mut()
+            .ok_or_else(|| CallError::local(ErrorCode::BAD_REQUEST, "request already sent"))?;
+        if w.end_arg(&mut self.transmit).map_err(encode_error)? {
+            call.writer = None;
+        }
+        Ok(())
+    }
+
+    /// The caller gave up on a call: forget it, remember its id so late
+    /// frames are dropped, and send a cancel frame if configured ([CANCEL-1]).
+    pub fn cancel_call(&mut self, now: Instant, id: u32, why: &str) {
+        let Some(call) = self.out_calls.get(&id) else {
+            return;
+        };
+        let tracing = call.tracing;
+        let writing = call.writer.is_some();
+        self.remove_outbound(id);
+        self.tombstone(now, Dir::Out, id);
+        if self.config.send_cancel && !writing && self.state != State::Closed {
+            self.send_cancel(id, tracing, why);
+        }
+        self.maybe_drained();
+    }
+
+    fn send_cancel(&mut self, id: u32, tracing: Tracing, why: &str) {
+        let mut why = Bytes::copy_from_slice(why.as_bytes());
+        why.truncate(usize::from(u16::MAX));
+        self.queue(Frame::Cancel(Cancel {
+            id,
+            ttl: 0,
+            tracing,
+            why,
+            trailing: Bytes::new(),
+        }));
+    }
+
+    /// Sends a ping; the answer arrives as [`Event::Pong`].
+    pub fn ping(&mut self) -> Result<u32, CallError> {
+        if !self.is_ready() {
+            return Err(CallError::local(ErrorCode::NETWORK, "connection not ready"));
+        }
+        let id = self.alloc_id();
+        self.pings.insert(id);
+        self.queue(Frame::PingReq(Ping::new(id)));
+        Ok(id)
+    }
+}
+
+// ===== application calls: responses =====
+
+impl Connection {
+    fn inbound_writer(&mut self, id: u32) -> Result<&mut InCall, CallError> {
+        self.in_calls
+            .get_mut(&id)
+            .ok_or_else(|| CallError::local(ErrorCode::CANCELLED, "request is no longer in flight"))
+    }
+
+    fn response_writer(
+        &self,
+        id: u32,
+        call: &InCall,
+        code: ResponseCode,
+        headers: TransportHeaders,
+    ) -> Result<MessageWriter, CallError> {
+        MessageWriter::new(
+            id,
+            CallHead::Res(ResHead {
+                code,
+                tracing: call.tracing,
+                headers,
+            }),
+            call.checksum,
+            self.config.max_frame_size,
+        )
+        .map_err(encode_error)
+    }
+
+    /// Answers a request with a whole response, in the request's checksum
+    /// type ([CSUM-12]). The call is then finished.
+    pub fn send_response(
+        &mut self,
+        id: u32,
+        code: ResponseCode,
+        headers: TransportHeaders,
+        args: [&[u8]; 3],
+    ) -> Result<(), CallError> {
+        let call = self.inbound_writer(id)?;
+        if call.writer.is_some() {
+            return Err(CallError::local(
+                ErrorCode::BAD_REQUEST,
+                "response already started",
+            ));
+        }
+        let call = self.in_calls.get(&id).ok_or_else(gone)?;
+        let mut w = self.response_writer(id, call, code, headers)?;
+        let mark = self.transmit.len();
+        for arg in args {
+            let r = w
+                .write(&mut self.transmit, arg)
+                .and_then(|()| w.end_arg(&mut self.transmit));
+            if let Err(e) = r {
+                self.transmit.truncate(mark);
+                return Err(encode_error(e));
+            }
+        }
+        self.finish_inbound(id);
+        Ok(())
+    }
+
+    /// Starts a streamed response; write it with [`Connection::write_response`]
+    /// and [`Connection::end_response_arg`].
+    pub fn start_response(
+        &mut self,
+        id: u32,
+        code: ResponseCode,
+        headers: TransportHeaders,
+    ) -> Result<(), CallError> {
+        let call = self.inbound_writer(id)?;
+        if call.writer.is_some() {
+            return Err(CallError::local(
+                ErrorCode::BAD_REQUEST,
+                "response already started",
+            ));
+        }
+        let call = self.in_calls.get(&id).ok_or_else(gone)?;
+        let w = self.response_writer(id, call, code, headers)?;
+        if let Some(c) = self.in_calls.get_mut(&id) {
+            c.writer = Some(w);
+        }
+        Ok(())
+    }
+
+    /// Appends bytes to the current arg of a streamed response.
+    pub fn write_response(&mut self, id: u32, data: &[u8]) -> Result<(), CallError> {
+        let call = self.in_calls.get_mut(&id).ok_or_else(gone)?;
+        let w = call
+            .writer
+            .as_mut()
+            .ok_or_else(|| CallError::local(ErrorCode::BAD_REQUEST, "response not started"))?;
+        w.write(&mut self.transmit, data).map_err(encode_error)?;
+        w.flush(&mut self.transmit);
+        Ok(())
+    }
+
+    /// Ends the current arg of a streamed response; after the third the call
+    /// is finished.
+    pub fn end_response_arg(&mut self, id: u32) -> Result<(), CallError> {
+        let call = self.in_calls.get_mut(&id).ok_or_else(gone)?;
+        let w = call
+            .writer
+            .as_mut()
+            .ok_or_else(|| CallError::local(ErrorCode::BAD_REQUEST, "response not started"))?;
+        if w.end_arg(&mut self.transmit).map_err(encode_error)? {
+            self.finish_inbound(id);
+        }
+        Ok(())
+    }
+
+    /// Answers a request with an error frame (also after part of a streamed
+    /// response went out: the error frame ends it); the call is then finished.
+    pub fn send_error(&mut self, id: u32, code: ErrorCode, message: &str) -> Result<(), CallError> {
+        let call = self.in_calls.get(&id).ok_or_else(gone)?;
+        let tracing = call.tracing;
+        self.send_error_frame(id, code, tracing, message);
+        self.finish_inbound(id);
+        Ok(())
+    }
+
+    fn finish_inbound(&mut self, id: u32) {
+        let still_arriving = self.in_calls.get(&id).is_some_and(|c| c.request.is_some());
+        self.remove_inbound(id);
+        if still_arriving {
+            // Continue frames may still come; drop them quietly.
+            self.tombstone(self.last_now, Dir::In, id);
+        }
+        self.maybe_drained();
+    }
+}
+
+// ===== drain and close =====
+
+impl Connection {
+    /// Graceful drain: refuse new calls (declined), let calls in flight
+    /// finish, then close; close anyway at `deadline` ([CONN-11]).
+    pub fn drain(&mut self, now: Instant, deadline: Instant) {
+        self.last_now = self.last_now.max(now);
+        match self.state {
+            State::Ready => {
+                self.state = State::Draining { deadline };
+                self.maybe_drained();
+            }
+            State::AwaitInitReq | State::AwaitInitRes { .. } => self.close(CloseReason::Drained),
+            _ => {}
+        }
+    }
+
+    /// Closes now: every call in flight fails (network error for ours, an
+    /// abort for the peer's), every table is emptied.
+    pub fn close_now(&mut self) {
+        self.close(CloseReason::Local);
+    }
+
+    fn maybe_drained(&mut self) {
+        if matches!(self.state, State::Draining { .. })
+            && self.out_calls.is_empty()
+            && self.in_calls.is_empty()
+        {
+            self.close(CloseReason::Drained);
+        }
+    }
+
+    /// Sends a protocol error (0xff) and closes.
+    fn fatal(&mut self, id: u32, tracing: Tracing, message: String) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.send_error_frame(id, ErrorCode::PROTOCOL, tracing, &message);
+        self.close(CloseReason::ProtocolError(message));
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        self.handshake_deadline = None;
+        self.keepalive_next = None;
+        let why = reason.to_string();
+        let mut out: Vec<u32> = self.out_calls.keys().copied().collect();
+        out.sort_unstable();
+        for id in out {
+            self.events.push_back(Event::CallFailed {
+                id,
+                error: CallError::local(ErrorCode::NETWORK, format!("connection closed: {why}")),
+            });
+        }
+        let mut inb: Vec<u32> = self.in_calls.keys().copied().collect();
+        inb.sort_unstable();
+        for id in inb {
+            self.events.push_back(Event::RequestAborted {
+                id,
+                error: CallError::local(ErrorCode::NETWORK, format!("connection closed: {why}")),
+            });
+        }
+        self.out_calls.clear();
+        self.in_calls.clear();
+        self.inbound_bytes = 0;
+        self.deadlines.clear();
+        self.tombstones.clear();
+        self.tombstone_set.clear();
+        self.pings.clear();
+        self.events.push_back(Event::Closed(reason));
+    }
+}
+
+// ===== helpers =====
+
+impl Connection {
+    fn queue(&mut self, frame: Frame) {
+        // Only frames we build reach here, and they always fit (error messages
+        // and cancel reasons are cut to 65535 bytes).
+        let _ = frame.encode(&mut self.transmit);
+    }
+
+    fn send_error_frame(&mut self, id: u32, code: ErrorCode, tracing: Tracing, message: &str) {
+        let frame = ErrorFrame::new(
+            id,
+            code,
+            tracing,
+            Bytes::copy_from_slice(message.as_bytes()),
+        );
+        self.queue(Frame::Error(frame));
+    }
+
+    fn abort_inbound(&mut self, id: u32, code: ErrorCode, message: &str, now: Instant) {
+        let Some(call) = self.in_calls.get(&id) else {
+            return;
+        };
+        let tracing = call.tracing;
+        let arriving = call.request.is_some();
+        self.remove_inbound(id);
+        self.send_error_frame(id, code, tracing, message);
+        if arriving {
+            self.tombstone(now, Dir::In, id);
+        }
+        self.events.push_back(Event::RequestAborted {
+            id,
+            error: CallError::local(code, message),
+        });
+        self.maybe_drained();
+    }
+
+    fn remove_inbound(&mut self, id: u32) {
+        if let Some(c) = self.in_calls.remove(&id) {
+            self.deadlines.remove(&(c.deadline, Dir::In, id));
+            self.inbound_bytes = self.inbound_bytes.saturating_sub(c.bytes);
+        }
+    }
+
+    fn remove_outbound(&mut self, id: u32) {
+        if let Some(c) = self.out_calls.remove(&id) {
+            self.deadlines.remove(&(c.deadline, Dir::Out, id));
+        }
+    }
+
+    fn tombstone(&mut self, now: Instant, dir: Dir, id: u32) {
+        if !self.tombstone_set.insert((dir, id)) {
+            return;
+        }
+        self.tombstones
+            .push_back((now + self.config.tombstone_ttl, dir, id));
+        while self.tombstones.len() > self.config.max_tombstones {
+            if let Some((_, d, i)) = self.tombstones.pop_front() {
+                self.tombstone_set.remove(&(d, i));
+            }
+        }
+    }
+}
+
+fn gone() -> CallError {
+    CallError::local(ErrorCode::CANCELLED, "request is no longer in flight")
+}
+
+fn encode_error(e: EncodeError) -> CallError {
+    let code = match e {
+        EncodeError::ZeroTtl => ErrorCode::TIMEOUT,
+        EncodeError::FieldTooLong { field: "arg1", .. } => ErrorCode::PROTOCOL,
+        _ => ErrorCode::BAD_REQUEST,
+    };
+    CallError::local(code, e.to_string())
+}

@@ -1,0 +1,182 @@
+//! Argument bodies: whole, or a stream of chunks.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+
+use crate::proto::CallError;
+
+/// An argument (arg3, usually): whole bytes, or a stream of chunks so that a
+/// large argument never has to sit whole in memory.
+pub enum Body {
+    /// All the bytes.
+    Full(Bytes),
+    /// Chunks as they come.
+    Stream(Pin<Box<dyn Stream<Item = Result<Bytes, CallError>> + Send>>),
+}
+
+impl Body {
+    /// An empty body.
+    pub fn empty() -> Body {
+        Body::Full(Bytes::new())
+    }
+
+    /// A body streamed from any stream of chunks.
+    pub fn from_stream(s: impl Stream<Item = Result<Bytes, CallError>> + Send + 'static) -> Body {
+        Body::Stream(Box::pin(s))
+    }
+
+    /// Reads the whole body (copying streamed chunks into one buffer).
+    pub async fn into_bytes(self) -> Result<Bytes, CallError> {
+        match self {
+            Body::Full(b) => Ok(b),
+            Body::Stream(mut s) => {
+                let mut first: Option<Bytes> = None;
+                let mut buf = BytesMut::new();
+                while let Some(chunk) = s.next().await {
+                    let chunk = chunk?;
+                    match first.take() {
+                        None if buf.is_empty() => first = Some(chunk),
+                        None => buf.extend_from_slice(&chunk),
+                        Some(f) => {
+                            buf.extend_from_slice(&f);
+                            buf.extend_from_slice(&chunk);
+                        }
+                    }
+                }
+                Ok(first.unwrap_or_else(|| buf.freeze()))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Full(b) => write!(f, "Body::Full({} bytes)", b.len()),
+            Body::Stream(_) => f.write_str("Body::Stream"),
+        }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Body {
+        Body::Full(b)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(b: Vec<u8>) -> Body {
+        Body::Full(b.into())
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(b: &'static str) -> Body {
+        Body::Full(Bytes::from_static(b.as_bytes()))
+    }
+}
+
+#[derive(Default)]
+struct StreamState {
+    chunks: VecDeque<Bytes>,
+    done: bool,
+    error: Option<CallError>,
+    waker: Option<Waker>,
+    receiver_gone: bool,
+}
+
+/// The receiving end of a streamed argument, fed by the connection.
+pub struct ArgStream {
+    inner: Arc<Mutex<StreamState>>,
+}
+
+/// The feeding end, held by the connection driver.
+#[derive(Clone)]
+pub(crate) struct ArgSender {
+    inner: Arc<Mutex<StreamState>>,
+}
+
+pub(crate) fn arg_stream() -> (ArgSender, ArgStream) {
+    let inner = Arc::new(Mutex::new(StreamState::default()));
+    (
+        ArgSender {
+            inner: inner.clone(),
+        },
+        ArgStream { inner },
+    )
+}
+
+impl ArgSender {
+    fn with(&self, f: impl FnOnce(&mut StreamState)) {
+        let waker = {
+            let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut st);
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn push(&self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.with(|s| {
+                if !s.receiver_gone {
+                    s.chunks.push_back(chunk)
+                }
+            });
+        }
+    }
+
+    pub(crate) fn finish(&self) {
+        self.with(|s| s.done = true);
+    }
+
+    pub(crate) fn fail(&self, e: CallError) {
+        self.with(|s| {
+            if !s.done {
+                s.error = Some(e);
+                s.done = true;
+            }
+        });
+    }
+}
+
+impl Stream for ArgStream {
+    type Item = Result<Bytes, CallError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = st.chunks.pop_front() {
+            return Poll::Ready(Some(Ok(c)));
+        }
+        if let Some(e) = st.error.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        if st.done {
+            return Poll::Ready(None);
+        }
+        st.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for ArgStream {
+    fn drop(&mut self) {
+        let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        st.receiver_gone = true;
+        st.chunks.clear();
+    }
+}
+
+impl fmt::Debug for ArgStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ArgStream")
+    }
+}

@@ -1,0 +1,294 @@
+//! The public entry point: a [`Channel`] listens, connects, and holds handlers.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::client::Client;
+use super::driver::{Driver, DriverConfig, Shared, now};
+use super::handler::{Handler, Registered, Registry};
+use crate::frame::ErrorCode;
+use crate::proto::{CallError, Connection, ConnectionConfig};
+
+/// Options of a [`Channel`]; every limit has a default.
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    /// Options of each connection (limits, timeouts, init headers).
+    pub connection: ConnectionConfig,
+    /// Most inbound connections at once; more are closed at accept. Default 4096.
+    pub max_inbound_connections: usize,
+    /// A peer that sends part of a frame and then nothing for this long is
+    /// disconnected. Default 30 s.
+    pub read_timeout: Duration,
+    /// Bytes queued for writing on one connection beyond which callers wait
+    /// and the connection stops reading new requests. Default 8 MiB.
+    pub max_write_queue: usize,
+    /// Time a drain may take before connections are closed. Default 10 s.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        ChannelConfig {
+            connection: ConnectionConfig::default(),
+            max_inbound_connections: 4096,
+            read_timeout: Duration::from_secs(30),
+            max_write_queue: 8 * 1024 * 1024,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+struct ChannelInner {
+    name: Arc<str>,
+    config: Mutex<ChannelConfig>,
+    registry: Arc<Registry>,
+    conns: Mutex<Vec<Weak<Shared>>>,
+    inbound: AtomicUsize,
+    active: AtomicUsize,
+    idle: Notify,
+    stop_accepting: CancellationToken,
+}
+
+/// A TChannel endpoint: named by the service it calls as (`cn`), it serves
+/// registered handlers on the connections it accepts or makes, and makes calls.
+#[derive(Clone)]
+pub struct Channel {
+    inner: Arc<ChannelInner>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("name", &self.inner.name)
+            .finish()
+    }
+}
+
+impl Channel {
+    /// A channel with default options.
+    pub fn new(name: impl Into<String>) -> Channel {
+        Channel::with_config(name, ChannelConfig::default())
+    }
+
+    /// A channel with the given options.
+    pub fn with_config(name: impl Into<String>, config: ChannelConfig) -> Channel {
+        let name: String = name.into();
+        Channel {
+            inner: Arc::new(ChannelInner {
+                name: name.into(),
+                config: Mutex::new(config),
+                registry: Arc::new(Registry::default()),
+                conns: Mutex::new(Vec::new()),
+                inbound: AtomicUsize::new(0),
+                active: AtomicUsize::new(0),
+                idle: Notify::new(),
+                stop_accepting: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The service name this channel calls as.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn config(&self) -> ChannelConfig {
+        self.inner
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Registers a handler for (service, method). Args arrive whole.
+    pub fn register(&self, service: &str, method: &str, handler: impl Handler) {
+        self.inner.registry.insert(
+            service,
+            method,
+            Registered {
+                handler: Arc::new(handler),
+                streaming: false,
+            },
+        );
+    }
+
+    /// Registers a handler whose arg3 arrives as a stream of chunks
+    /// ([`super::Body::Stream`]), as soon as arg1 and arg2 are complete.
+    pub fn register_streaming(&self, service: &str, method: &str, handler: impl Handler) {
+        self.inner.registry.insert(
+            service,
+            method,
+            Registered {
+                handler: Arc::new(handler),
+                streaming: true,
+            },
+        );
+    }
+
+    /// Listens on `addr` and serves every connection accepted. Returns the
+    /// bound address (useful with port 0). Our `host_port` becomes that address.
+    pub async fn listen(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        {
+            let mut c = self.inner.config.lock().unwrap_or_else(|e| e.into_inner());
+            c.connection.host_port = local.to_string();
+        }
+        let this = self.clone();
+        let stop = self.inner.stop_accepting.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = stop.cancelled() => return,
+                };
+                let (sock, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let config = this.config();
+                if this.inner.inbound.load(Ordering::Relaxed) >= config.max_inbound_connections {
+                    tracing::warn!(%peer, "too many inbound connections; closing");
+                    drop(sock);
+                    continue;
+                }
+                let _ = sock.set_nodelay(true);
+                this.inner.inbound.fetch_add(1, Ordering::Relaxed);
+                let conn = Connection::acceptor(config.connection.clone(), now());
+                let shared = this.start(sock, conn, Some(peer), &config, true);
+                drop(shared);
+            }
+        });
+        Ok(local)
+    }
+
+    /// Starts a driver for `io` on the current runtime.
+    fn start<S>(
+        &self,
+        io: S,
+        conn: Connection,
+        peer: Option<SocketAddr>,
+        config: &ChannelConfig,
+        inbound: bool,
+    ) -> Arc<Shared>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let shared = Shared::new(
+            conn,
+            DriverConfig {
+                max_frame_size: config.connection.max_frame_size,
+                read_timeout: config.read_timeout,
+                max_write_queue: config.max_write_queue,
+            },
+            self.inner.registry.clone(),
+            peer,
+        );
+        {
+            let mut conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
+            conns.retain(|w| w.strong_count() > 0);
+            conns.push(Arc::downgrade(&shared));
+        }
+        self.inner.active.fetch_add(1, Ordering::AcqRel);
+        let driver = Driver::new(io, shared.clone());
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            driver.await;
+            if inbound {
+                inner.inbound.fetch_sub(1, Ordering::Relaxed);
+            }
+            if inner.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+                inner.idle.notify_waiters();
+            }
+        });
+        shared
+    }
+
+    /// Connects to a peer and finishes the handshake.
+    pub async fn connect(&self, addr: impl ToSocketAddrs) -> Result<Client, CallError> {
+        let sock = TcpStream::connect(addr)
+            .await
+            .map_err(|e| CallError::local(ErrorCode::NETWORK, format!("connect: {e}")))?;
+        let _ = sock.set_nodelay(true);
+        let peer = sock.peer_addr().ok();
+        self.connect_io(sock, peer).await
+    }
+
+    /// Runs the initiator side of a connection over any byte stream (for
+    /// example `tokio::io::duplex` in tests) and finishes the handshake.
+    pub async fn connect_io<S>(&self, io: S, peer: Option<SocketAddr>) -> Result<Client, CallError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let config = self.config();
+        let conn = Connection::initiator(config.connection.clone(), now());
+        let (tx, rx) = oneshot::channel();
+        let shared = self.start(io, conn, peer, &config, false);
+        shared.lock().ready.push(tx);
+        shared.waker.wake();
+        match rx.await {
+            Ok(Ok(_info)) => Ok(Client {
+                shared,
+                caller: self.inner.name.clone(),
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(CallError::local(ErrorCode::NETWORK, "connection closed")),
+        }
+    }
+
+    /// Serves the acceptor side of a connection over any byte stream; returns
+    /// a client handle for calls back to that peer.
+    pub fn accept_io<S>(&self, io: S) -> Client
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let config = self.config();
+        let conn = Connection::acceptor(config.connection.clone(), now());
+        let shared = self.start(io, conn, None, &config, false);
+        Client {
+            shared,
+            caller: self.inner.name.clone(),
+        }
+    }
+
+    /// Number of connections whose drivers are still running.
+    pub fn active_connections(&self) -> usize {
+        self.inner.active.load(Ordering::Acquire)
+    }
+
+    /// Graceful drain: stop accepting, decline new calls on every connection,
+    /// let calls in flight finish (up to the drain timeout), then close them.
+    /// Returns when every connection is closed.
+    pub async fn drain(&self) {
+        self.inner.stop_accepting.cancel();
+        let timeout = self.config().drain_timeout;
+        let conns: Vec<Arc<Shared>> = {
+            let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
+            conns.iter().filter_map(Weak::upgrade).collect()
+        };
+        let start = now();
+        for s in &conns {
+            s.lock().conn.drain(start, start + timeout);
+            s.waker.wake();
+        }
+        loop {
+            let idle = self.inner.idle.notified();
+            if self.inner.active.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
