@@ -90,6 +90,7 @@ pub fn decode_stream(
 ) -> io::Result<Outcome> {
     let data = Bytes::copy_from_slice(input);
     let mut open: HashMap<(bool, u32), OpenMessage> = HashMap::new();
+    let mut abandoned: Vec<OpenMessage> = Vec::new();
     let mut order = 0u64;
     let mut offset = 0usize;
     let decode_error = |out: &mut dyn Write, offset: usize, reason: String| {
@@ -101,6 +102,11 @@ pub fn decode_stream(
     };
     while offset < data.len() {
         let rest = &data[offset..];
+        // [CLI-24] a size under 16 is reported as soon as its two bytes are there.
+        if rest.len() >= 2 && usize::from(u16::from_be_bytes([rest[0], rest[1]])) < HEADER_LEN {
+            let size = u16::from_be_bytes([rest[0], rest[1]]);
+            return decode_error(out, offset, format!("frame size {size} is under 16"));
+        }
         let header = match FrameHeader::parse(rest, MAX_FRAME_SIZE) {
             Ok(Some(h)) => h,
             Ok(None) => break,
@@ -223,9 +229,9 @@ pub fn decode_stream(
         };
         if let Some(m) = first {
             if let Some(old) = open.remove(&key) {
-                // A new first frame for an id still open: the old message
-                // will never finish.
-                line(out, json!({"kind": "incomplete", "id": old.line["id"]}))?;
+                // [CLI-18] a new first frame for a key still open: the old
+                // message can never finish; it is reported at the end.
+                abandoned.push(old);
             }
             order += 1;
             open.insert(
@@ -268,7 +274,7 @@ pub fn decode_stream(
         };
         return decode_error(out, offset, reason);
     }
-    let mut left: Vec<OpenMessage> = open.into_values().collect();
+    let mut left: Vec<OpenMessage> = open.into_values().chain(abandoned).collect();
     left.sort_by_key(|m| m.order);
     for m in left {
         line(out, json!({"kind": "incomplete", "id": m.line["id"]}))?;
