@@ -89,10 +89,14 @@ pub struct MessageWriter {
     checksum: Checksum,
     max_frame: usize,
     arg: usize,
+    arg1_len: usize,
     frames: u32,
     open: Option<OpenFrame>,
     done: bool,
 }
+
+/// The longest arg1 the writer sends ([FRAG-20]).
+pub const MAX_ARG1_LEN: usize = 16 * 1024;
 
 /// The smallest max frame size the writer accepts: a continue frame with a
 /// checksum and two chunk headers, plus room for data.
@@ -116,6 +120,14 @@ impl MessageWriter {
             CallHead::Req(h) => {
                 if h.ttl == 0 {
                     return Err(EncodeError::ZeroTtl);
+                }
+                if h.service.is_empty() {
+                    // [CALL-10] a call req names its service.
+                    return Err(EncodeError::FieldTooLong {
+                        field: "service (empty)",
+                        len: 0,
+                        max: 255,
+                    });
                 }
                 if h.service.len() > 255 {
                     return Err(EncodeError::FieldTooLong {
@@ -145,6 +157,7 @@ impl MessageWriter {
             checksum,
             max_frame,
             arg: 0,
+            arg1_len: 0,
             frames: 0,
             open: None,
             done: false,
@@ -187,6 +200,16 @@ impl MessageWriter {
     pub fn write(&mut self, dst: &mut BytesMut, mut data: &[u8]) -> Result<(), EncodeError> {
         if self.done {
             return Err(EncodeError::MessageComplete);
+        }
+        if self.arg == 0 {
+            self.arg1_len += data.len();
+            if self.arg1_len > MAX_ARG1_LEN {
+                return Err(EncodeError::FieldTooLong {
+                    field: "arg1",
+                    len: self.arg1_len,
+                    max: MAX_ARG1_LEN,
+                });
+            }
         }
         let mut open = match self.open {
             Some(o) => o,

@@ -35,7 +35,7 @@ pub use call::{CallContinue, CallFragment, CallReq, CallRes, Flags, ResponseCode
 pub use checksum::{Checksum, ChecksumType, fingerprint32};
 pub use control::{Cancel, Claim, ErrorCode, ErrorFrame, Opaque, Ping, RetryMeaning};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
-pub use fragment::{CallHead, MessageWriter, ReqHead, ResHead};
+pub use fragment::{CallHead, MAX_ARG1_LEN, MessageWriter, ReqHead, ResHead};
 pub use header::{FrameHeader, FrameType, HEADER_LEN, MAX_FRAME_SIZE, NO_MESSAGE_ID};
 pub use headers::{
     HeaderIter, HeaderViolation, Headers, InitHeaders, MAX_TRANSPORT_HEADER_KEY_LEN,
