@@ -25,12 +25,13 @@ impl ChecksumField {
     };
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let ty = ChecksumType(r.u8("checksum type")?);
+        let at = r.pos();
+        let ty = ChecksumType(r.u8("csumtype")?);
         let value = match ty.value_len() {
             Some(0) => 0,
-            Some(_) => r.u32("checksum")?,
+            Some(_) => r.u32("csum")?,
             None => {
-                return Err(r.error("checksum type", DecodeErrorKind::UnknownChecksumType(ty.0)));
+                return Err(r.error_at(at, "csumtype", DecodeErrorKind::UnknownChecksumType(ty.0)));
             }
         };
         Ok(ChecksumField { ty, value })
@@ -68,7 +69,12 @@ impl ArgChunks {
         let start = r.pos();
         let mut count = 0;
         while r.remaining() > 0 {
-            r.prefixed_u16("arg chunk")?;
+            let field = if r.remaining() == 1 {
+                "arg chunk length"
+            } else {
+                "arg chunk"
+            };
+            r.prefixed_u16(field)?;
             count += 1;
         }
         let end = r.pos();

@@ -229,11 +229,14 @@ pub struct ErrorFrame {
 }
 
 impl ErrorFrame {
+    /// The longest message that fits in one error frame.
+    pub const MAX_MESSAGE_LEN: usize = super::MAX_FRAME_SIZE - HEADER_LEN - 1 - TRACING_LEN - 2;
+
     /// An error frame with the given fields and no trailing bytes. The message
-    /// is cut to 65535 bytes.
+    /// is cut to [`ErrorFrame::MAX_MESSAGE_LEN`] bytes so the frame always fits.
     pub fn new(id: u32, code: ErrorCode, tracing: Tracing, message: impl Into<Bytes>) -> Self {
         let mut message: Bytes = message.into();
-        message.truncate(usize::from(u16::MAX));
+        message.truncate(Self::MAX_MESSAGE_LEN);
         ErrorFrame {
             id,
             code,

@@ -95,11 +95,35 @@ impl FrameHeader {
     /// `16 <= size <= max_frame_size`. Returns `Ok(None)` when fewer than 16
     /// bytes are available.
     pub fn parse(buf: &[u8], max_frame_size: usize) -> Result<Option<FrameHeader>, DecodeError> {
+        let Some(&[hi, lo]) = buf.get(..2).map(|b| <&[u8; 2]>::try_from(b).ok()).flatten() else {
+            return Ok(None);
+        };
+        let size = u16::from_be_bytes([hi, lo]);
+        let frame_type = FrameType(buf.get(2).copied().unwrap_or(0));
+        // [FRAME-4] a bad size is reported as soon as its two bytes are there.
+        let known = (buf.len() > 2).then_some(frame_type);
+        if usize::from(size) < HEADER_LEN {
+            return Err(DecodeError::new(
+                known,
+                "size",
+                0,
+                DecodeErrorKind::SizeTooSmall { size },
+            ));
+        }
+        if usize::from(size) > max_frame_size {
+            return Err(DecodeError::new(
+                known,
+                "size",
+                0,
+                DecodeErrorKind::SizeTooLarge {
+                    size,
+                    max: max_frame_size,
+                },
+            ));
+        }
         if buf.len() < HEADER_LEN {
             return Ok(None);
         }
-        let size = u16::from_be_bytes([buf[0], buf[1]]);
-        let frame_type = FrameType(buf[2]);
         let id = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
         if usize::from(size) < HEADER_LEN {
             return Err(DecodeError::new(
@@ -177,6 +201,11 @@ mod tests {
                 max: 4096
             }
         );
+        // [FRAME-4] the size is judged from its two bytes alone.
+        assert!(FrameHeader::parse(&bytes[..2], 4096).is_err());
+        bytes[0] = 0;
+        bytes[1] = 40;
         assert_eq!(FrameHeader::parse(&bytes[..15], 4096).unwrap(), None);
+        assert_eq!(FrameHeader::parse(&bytes[..1], 4096).unwrap(), None);
     }
 }

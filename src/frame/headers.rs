@@ -370,7 +370,7 @@ mod tests {
         let mut r = Reader::new(&payload, FrameType::CALL_REQ);
         let e = TransportHeaders::read(&mut r).unwrap_err();
         assert_eq!(e.field(), "header value");
-        assert_eq!(e.offset(), 16 + 6);
+        assert_eq!(e.offset(), 16 + 5, "the start of the value's length");
     }
 
     #[test]

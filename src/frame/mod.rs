@@ -232,17 +232,16 @@ impl Frame {
                 Ok(())
             }
         };
+        let known = |c: &ChecksumField| match c.ty.value_len() {
+            Some(_) => Ok(()),
+            None => Err(EncodeError::UnknownChecksumType(c.ty.0)),
+        };
         match self {
-            Frame::CallReq(f) => check("service", f.service.len(), 255),
+            Frame::CallReq(f) => check("service", f.service.len(), 255).and(known(&f.checksum)),
+            Frame::CallRes(f) => known(&f.checksum),
             Frame::Cancel(f) => check("why", f.why.len(), 65535),
             Frame::Error(f) => check("message", f.message.len(), 65535),
-            Frame::CallReqContinue(f) | Frame::CallResContinue(f) => {
-                check("flags", 0, 0).and(if f.checksum.ty.value_len().is_none() {
-                    Err(EncodeError::UnknownChecksumType(f.checksum.ty.0))
-                } else {
-                    Ok(())
-                })
-            }
+            Frame::CallReqContinue(f) | Frame::CallResContinue(f) => known(&f.checksum),
             _ => Ok(()),
         }
     }

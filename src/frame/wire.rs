@@ -52,10 +52,19 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn error(&self, field: &'static str, kind: DecodeErrorKind) -> DecodeError {
+        self.error_at(self.pos, field, kind)
+    }
+
+    pub(crate) fn error_at(
+        &self,
+        pos: usize,
+        field: &'static str,
+        kind: DecodeErrorKind,
+    ) -> DecodeError {
         DecodeError::new(
             (self.base == HEADER_LEN).then_some(self.frame_type),
             field,
-            self.base + self.pos,
+            self.base + pos,
             kind,
         )
     }
@@ -112,8 +121,15 @@ impl<'a> Reader<'a> {
 
     /// Reads an `x~1` field (one length byte, then that many bytes).
     pub(crate) fn prefixed_u8(&mut self, field: &'static str) -> Result<Range<usize>, DecodeError> {
+        let start = self.pos;
         let n = self.u8(field)?;
         self.take(usize::from(n), field)
+            .map_err(|e| self.at(start, e))
+    }
+
+    /// Moves an error's offset to `pos` (the start of a length-prefixed field).
+    fn at(&self, pos: usize, e: DecodeError) -> DecodeError {
+        DecodeError::new(e.frame_type(), e.field(), self.base + pos, e.kind())
     }
 
     /// Reads an `x~2` field (a big-endian u16 length, then that many bytes).
@@ -121,8 +137,10 @@ impl<'a> Reader<'a> {
         &mut self,
         field: &'static str,
     ) -> Result<Range<usize>, DecodeError> {
+        let start = self.pos;
         let n = self.u16(field)?;
         self.take(usize::from(n), field)
+            .map_err(|e| self.at(start, e))
     }
 
     /// Lifts a position into a `Bytes` that shares the payload's allocation.

@@ -189,7 +189,6 @@ impl Channel {
         let shared = Shared::new(
             conn,
             DriverConfig {
-                max_frame_size: config.connection.max_frame_size,
                 read_timeout: config.read_timeout,
                 max_write_queue: config.max_write_queue,
             },

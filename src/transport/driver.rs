@@ -49,7 +49,6 @@ pub(crate) fn now() -> Instant {
 /// Transport limits.
 #[derive(Debug, Clone)]
 pub(crate) struct DriverConfig {
-    pub(crate) max_frame_size: usize,
     pub(crate) read_timeout: Duration,
     pub(crate) max_write_queue: usize,
 }
@@ -181,7 +180,8 @@ enum Job {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
     pub(crate) fn new(io: S, shared: Arc<Shared>) -> Driver<S> {
-        let codec = FrameCodec::with_max_frame_size(shared.config.max_frame_size);
+        // [FRAME-6] accept every legal frame size, whatever we send ourselves.
+        let codec = FrameCodec::new();
         Driver {
             io,
             shared,
