@@ -18,6 +18,7 @@ pub mod codec;
 pub mod frame;
 pub mod inspect;
 pub mod proto;
+pub mod scheme;
 pub mod transport;
 
 pub use proto::CallError as Error;
