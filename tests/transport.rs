@@ -105,3 +105,503 @@ async fn many_concurrent_calls() {
         client.table_sizes()
     );
 }
+
+// ===== helpers =====
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use futures::StreamExt;
+use tchan::transport::{Body, HandlerResult};
+use tchan::{ChannelConfig, Client};
+
+/// Sets a flag when dropped: shows that a handler's future was dropped.
+struct DropFlag(Arc<AtomicBool>);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Counts drops: shows how many handler futures were stopped.
+struct DropCount(Arc<AtomicUsize>);
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A client and a server channel joined by an in-memory duplex stream, plus
+/// the server's handle for calls back to the client.
+async fn duplex_pair(server: &Channel, client: &Channel) -> (Client, Client) {
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let back = server.accept_io(b);
+    let c = client.connect_io(a, None).await.unwrap();
+    (c, back)
+}
+
+fn empty_tables(c: &Client) -> bool {
+    let t = c.table_sizes();
+    // calls, calls, deadlines, (tombstones may remain), pings, waiters, inbound
+    t[0] == 0 && t[1] == 0 && t[2] == 0 && t[4] == 0 && t[5] == 0 && t[6] == 0
+}
+
+// ===== many calls, any order =====
+
+#[tokio::test]
+async fn ten_thousand_concurrent_calls_on_one_connection() {
+    // [CONN-13] many calls in flight on one connection
+    let (_srv, addr) = server().await;
+    let client = Channel::new("client").connect(addr).await.unwrap();
+    let futs = (0..10_000u32).map(|i| {
+        let c = client.clone();
+        async move {
+            let r = c
+                .call(
+                    CallRequest::new("svc", "echo")
+                        .arg3(i.to_be_bytes().to_vec())
+                        .timeout(Duration::from_secs(60)),
+                )
+                .await
+                .unwrap();
+            assert_eq!(&r.arg3[..], &i.to_be_bytes());
+        }
+    });
+    futures::future::join_all(futs).await;
+    assert!(empty_tables(&client), "{:?}", client.table_sizes());
+}
+
+#[tokio::test]
+async fn a_server_that_answers_in_reverse_order() {
+    // [CONN-13] [ID-1] responses come back in any order and reach the right caller
+    const N: usize = 64;
+    let srv = Channel::new("server");
+    let gates: Arc<std::sync::Mutex<Vec<(usize, tokio::sync::oneshot::Sender<()>)>>> =
+        Arc::default();
+    let all_in = Arc::new(tokio::sync::Notify::new());
+    {
+        let gates = gates.clone();
+        let all_in = all_in.clone();
+        srv.register("svc", "wait", move |req: Request| {
+            let gates = gates.clone();
+            let all_in = all_in.clone();
+            async move {
+                let arg3 = req.arg3.into_bytes().await?;
+                let i: usize = std::str::from_utf8(&arg3).unwrap().parse().unwrap();
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let n = {
+                    let mut g = gates.lock().unwrap();
+                    g.push((i, tx));
+                    g.len()
+                };
+                if n == N {
+                    all_in.notify_one();
+                }
+                let _ = rx.await;
+                Ok(Response::ok(Bytes::new(), arg3))
+            }
+        });
+    }
+    let addr = srv.listen("127.0.0.1:0").await.unwrap();
+    let client = Channel::new("client").connect(addr).await.unwrap();
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let calls = (0..N).map(|i| {
+        let c = client.clone();
+        let order = order.clone();
+        async move {
+            let r = c
+                .call(
+                    CallRequest::new("svc", "wait")
+                        .arg3(i.to_string().into_bytes())
+                        .timeout(Duration::from_secs(30)),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.arg3, i.to_string().into_bytes());
+            order.lock().unwrap().push(i);
+        }
+    });
+    let release = async {
+        all_in.notified().await;
+        let mut g = std::mem::take(&mut *gates.lock().unwrap());
+        g.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+        for (_, tx) in g {
+            tx.send(()).unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    tokio::join!(futures::future::join_all(calls), release);
+    let order = order.lock().unwrap().clone();
+    assert_eq!(order, (0..N).rev().collect::<Vec<_>>());
+}
+
+// ===== big args, every checksum =====
+
+#[tokio::test]
+async fn ten_mib_args_both_ways_with_every_checksum_type() {
+    // [CSUM-12] [CSUM-14] [FRAG-15] the response uses the request's checksum type
+    let srv = Channel::new("server");
+    srv.register("svc", "big", |req: Request| async move {
+        let arg3 = req.arg3.into_bytes().await?;
+        // Answer with a different 10 MiB body so both directions carry new data.
+        let reply: Vec<u8> = arg3.iter().map(|b| b.wrapping_add(1)).collect();
+        Ok(Response::ok(req.arg2, reply))
+    });
+    let addr = srv.listen("127.0.0.1:0").await.unwrap();
+    let client = Channel::new("client").connect(addr).await.unwrap();
+    let big: Bytes = (0..10 * 1024 * 1024)
+        .map(|i| (i * 7 % 253) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    for ty in [
+        ChecksumType::NONE,
+        ChecksumType::CRC32,
+        ChecksumType::FARMHASH32,
+        ChecksumType::CRC32C,
+    ] {
+        let resp = client
+            .call(
+                CallRequest::new("svc", "big")
+                    .arg2(big.slice(..70_000))
+                    .arg3(big.clone())
+                    .checksum(ty)
+                    .timeout(Duration::from_secs(60)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.arg2, big.slice(..70_000), "{ty}");
+        assert_eq!(resp.arg3.len(), big.len());
+        assert!(
+            resp.arg3
+                .iter()
+                .zip(big.iter())
+                .all(|(a, b)| *a == b.wrapping_add(1))
+        );
+    }
+}
+
+// ===== streaming =====
+
+#[tokio::test]
+async fn streamed_request_and_streamed_response() {
+    // [FRAG-14] a handler reads arg3 chunk by chunk and writes its reply the same way
+    let srv = Channel::new("server");
+    srv.register_streaming("svc", "count", |req: Request| async move {
+        let Body::Stream(mut s) = req.arg3 else {
+            panic!("streaming handler got a whole body")
+        };
+        let (mut chunks, mut bytes) = (0usize, 0usize);
+        while let Some(c) = s.next().await {
+            chunks += 1;
+            bytes += c?.len();
+        }
+        // Reply with 64 chunks of 64 KiB, streamed.
+        let out = futures::stream::iter((0..64u8).map(|i| Ok(Bytes::from(vec![i; 64 * 1024]))));
+        Ok(Response::ok(
+            format!("{chunks} {bytes}"),
+            Body::from_stream(out),
+        ))
+    });
+    let addr = srv.listen("127.0.0.1:0").await.unwrap();
+    let client = Channel::new("client").connect(addr).await.unwrap();
+    let parts = futures::stream::iter((0..50).map(|_| Ok(Bytes::from(vec![7u8; 100 * 1024]))));
+    let resp = client
+        .call_streaming(
+            CallRequest::new("svc", "count")
+                .arg2("x")
+                .arg3(Body::from_stream(parts))
+                .timeout(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    let summary = String::from_utf8(resp.arg2.to_vec()).unwrap();
+    let (chunks, bytes) = summary.split_once(' ').unwrap();
+    assert_eq!(bytes, (50 * 100 * 1024).to_string());
+    assert!(
+        chunks.parse::<usize>().unwrap() > 1,
+        "arrived in {chunks} chunk(s)"
+    );
+    let Body::Stream(mut s) = resp.arg3 else {
+        panic!("expected a stream")
+    };
+    let (mut n, mut total) = (0, 0);
+    while let Some(c) = s.next().await {
+        let c = c.unwrap();
+        n += 1;
+        total += c.len();
+    }
+    assert_eq!(total, 64 * 64 * 1024);
+    assert!(n > 1);
+}
+
+// ===== deadlines, cancellation, limits (paused clock, in-memory streams) =====
+
+async fn slow(req: Request) -> HandlerResult {
+    let flag = req.header("x-flag").map(str::to_owned);
+    let _guard = flag.map(|_| ());
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    Ok(Response::ok(Bytes::new(), Bytes::new()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_reach_both_sides_and_the_connection_stays_usable() {
+    // [TTL-1] [TTL-5] [TTL-6] [TTL-8] caller and server both time out; no table keeps the call
+    let srv = Channel::new("server");
+    let dropped = Arc::new(AtomicBool::new(false));
+    {
+        let dropped = dropped.clone();
+        srv.register("svc", "slow", move |_req: Request| {
+            let flag = DropFlag(dropped.clone());
+            async move {
+                let _flag = flag;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(Response::ok(Bytes::new(), Bytes::new()))
+            }
+        });
+    }
+    srv.register("svc", "echo", echo);
+    let (client, back) = duplex_pair(&srv, &Channel::new("client")).await;
+    let e = client
+        .call(CallRequest::new("svc", "slow").timeout(Duration::from_millis(100)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::TIMEOUT);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(dropped.load(Ordering::SeqCst), "the handler was stopped");
+    let r = client
+        .call(CallRequest::new("svc", "echo").arg3("after"))
+        .await
+        .unwrap();
+    assert_eq!(&r.arg3[..], b"after");
+    assert!(empty_tables(&client), "{:?}", client.table_sizes());
+    assert!(empty_tables(&back), "{:?}", back.table_sizes());
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_both_ways() {
+    // [CANCEL-1] [CANCEL-3] a caller that gives up sends cancel; the handler is stopped
+    let mut config = ChannelConfig::default();
+    config.connection.send_cancel = true;
+    let srv = Channel::with_config("server", config.clone());
+    let cli = Channel::with_config("client", config);
+    let dropped = Arc::new(AtomicUsize::new(0));
+    for ch in [&srv, &cli] {
+        let dropped = dropped.clone();
+        ch.register("svc", "slow", move |_req: Request| {
+            let guard = DropCount(dropped.clone());
+            async move {
+                let _guard = guard;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(Response::ok(Bytes::new(), Bytes::new()))
+            }
+        });
+    }
+    let (client, back) = duplex_pair(&srv, &cli).await;
+    for (caller, expect) in [(&client, 1), (&back, 2)] {
+        let r = tokio::time::timeout(
+            Duration::from_millis(100),
+            caller.call(CallRequest::new("svc", "slow").timeout(Duration::from_secs(10))),
+        )
+        .await;
+        assert!(r.is_err(), "the call should still be running");
+        // The cancel frame reaches the other side, which stops the handler.
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(dropped.load(Ordering::SeqCst), expect);
+    }
+    assert!(empty_tables(&client), "{:?}", client.table_sizes());
+    assert!(empty_tables(&back), "{:?}", back.table_sizes());
+}
+
+#[tokio::test(start_paused = true)]
+async fn over_the_inbound_call_limit_a_call_is_answered_busy() {
+    // [ERR-7] busy beyond max calls in flight
+    let mut config = ChannelConfig::default();
+    config.connection.max_inbound_calls = 2;
+    let srv = Channel::with_config("server", config);
+    srv.register("svc", "slow", slow);
+    let (client, _back) = duplex_pair(&srv, &Channel::new("client")).await;
+    let slow_call = || {
+        let c = client.clone();
+        async move {
+            c.call(CallRequest::new("svc", "slow").timeout(Duration::from_secs(1)))
+                .await
+        }
+    };
+    let (a, b, c) = tokio::join!(slow_call(), slow_call(), slow_call());
+    let codes: Vec<ErrorCode> = [a, b, c].into_iter().map(|r| r.unwrap_err().code).collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == ErrorCode::BUSY).count(),
+        1,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| **c == ErrorCode::TIMEOUT).count(),
+        2,
+        "{codes:?}"
+    );
+}
+
+// ===== drain and disconnects =====
+
+#[tokio::test(start_paused = true)]
+async fn drain_finishes_calls_in_flight_and_declines_new_ones() {
+    // [CONN-19] new calls declined, calls in flight finish, then the connection closes
+    let srv = Channel::new("server");
+    srv.register("svc", "nap", |_req: Request| async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok(Response::ok(Bytes::new(), "done"))
+    });
+    srv.register("svc", "echo", echo);
+    let (client, _back) = duplex_pair(&srv, &Channel::new("client")).await;
+    let in_flight = {
+        let c = client.clone();
+        tokio::spawn(async move {
+            c.call(CallRequest::new("svc", "nap").timeout(Duration::from_secs(5)))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let drain = {
+        let srv = srv.clone();
+        tokio::spawn(async move { srv.drain().await })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let e = client
+        .call(CallRequest::new("svc", "echo"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::DECLINED);
+    let done = in_flight.await.unwrap().unwrap();
+    assert_eq!(&done.arg3[..], b"done");
+    drain.await.unwrap();
+    client.closed().await;
+    assert_eq!(srv.active_connections(), 0);
+    assert!(client.is_closed());
+}
+
+#[tokio::test]
+async fn a_disconnect_in_the_middle_of_a_fragmented_message_cleans_up_both_sides() {
+    // [CONN-21] calls on a dead connection fail with network error, tables end empty
+    let srv = Channel::new("server");
+    let dropped = Arc::new(AtomicBool::new(false));
+    {
+        let dropped = dropped.clone();
+        srv.register_streaming("svc", "sink", move |req: Request| {
+            let flag = DropFlag(dropped.clone());
+            async move {
+                let _flag = flag;
+                let _ = req.arg3.into_bytes().await;
+                Ok(Response::ok(Bytes::new(), Bytes::new()))
+            }
+        });
+    }
+    let cli = Channel::new("client");
+    let (client, back) = duplex_pair(&srv, &cli).await;
+    // A request whose arg3 sends one 200 KiB chunk and then never ends.
+    let first = futures::stream::iter([Ok(Bytes::from(vec![1u8; 200 * 1024]))]);
+    let body = Body::from_stream(first.chain(futures::stream::pending()));
+    let call = {
+        let c = client.clone();
+        tokio::spawn(async move {
+            c.call(
+                CallRequest::new("svc", "sink")
+                    .arg3(body)
+                    .timeout(Duration::from_secs(30)),
+            )
+            .await
+        })
+    };
+    // Wait until the server holds the half-received request.
+    for _ in 0..200 {
+        if back.calls_in_flight().1 == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(back.calls_in_flight().1, 1);
+    back.close();
+    back.closed().await;
+    client.closed().await;
+    assert!(dropped.load(Ordering::SeqCst));
+    call.abort();
+    let _ = call.await;
+    assert!(empty_tables(&back), "{:?}", back.table_sizes());
+    assert!(empty_tables(&client), "{:?}", client.table_sizes());
+    let e = client
+        .call(CallRequest::new("svc", "sink"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::NETWORK);
+}
+
+#[tokio::test]
+async fn a_server_dying_mid_response_fails_the_call_once_with_network_error() {
+    // [CONN-21]
+    let srv = Channel::new("server");
+    srv.register("svc", "half", |_req: Request| async move {
+        let first = futures::stream::iter([Ok(Bytes::from(vec![9u8; 300 * 1024]))]);
+        Ok(Response::ok(
+            Bytes::new(),
+            Body::from_stream(first.chain(futures::stream::pending())),
+        ))
+    });
+    let (client, back) = duplex_pair(&srv, &Channel::new("client")).await;
+    let call = {
+        let c = client.clone();
+        tokio::spawn(async move {
+            c.call(CallRequest::new("svc", "half").timeout(Duration::from_secs(30)))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    back.close();
+    let e = call.await.unwrap().unwrap_err();
+    assert_eq!(e.code, ErrorCode::NETWORK);
+    client.closed().await;
+    assert!(empty_tables(&client), "{:?}", client.table_sizes());
+}
+
+// ===== tracing =====
+
+#[tokio::test]
+async fn a_call_made_inside_a_handler_continues_the_trace() {
+    // [TRACE-5] [TRACE-6] [TRACE-7] same trace id, the handler's span as parent
+    let inner = Channel::new("inner");
+    inner.register("svc", "who", |req: Request| async move {
+        let t = req.tracing;
+        Ok(Response::ok(
+            Bytes::new(),
+            format!("{:x} {:x} {:x}", t.trace_id, t.parent_id, t.span_id),
+        ))
+    });
+    let inner_addr = inner.listen("127.0.0.1:0").await.unwrap();
+    let outer = Channel::new("outer");
+    let hop = outer.clone();
+    outer.register("svc", "relay", move |req: Request| {
+        let hop = hop.clone();
+        async move {
+            let c = hop.connect(inner_addr).await?;
+            let r = c.call(CallRequest::new("svc", "who")).await?;
+            let t = req.tracing;
+            Ok(Response::ok(
+                format!("{:x} {:x}", t.trace_id, t.span_id),
+                r.arg3,
+            ))
+        }
+    });
+    let outer_addr = outer.listen("127.0.0.1:0").await.unwrap();
+    let client = Channel::new("client").connect(outer_addr).await.unwrap();
+    let r = client.call(CallRequest::new("svc", "relay")).await.unwrap();
+    let mine = String::from_utf8(r.arg2.to_vec()).unwrap();
+    let (trace, span) = mine.split_once(' ').unwrap();
+    let theirs = String::from_utf8(r.arg3.to_vec()).unwrap();
+    let parts: Vec<&str> = theirs.split(' ').collect();
+    assert_eq!(parts[0], trace, "same trace id");
+    assert_eq!(parts[1], span, "parent is the handler's span");
+    assert_ne!(parts[2], span, "a new span id");
+    // The root call: span id = trace id, no parent.
+    assert_eq!(r.tracing.trace_id, r.tracing.span_id);
+    assert_eq!(r.tracing.parent_id, 0);
+}

@@ -34,7 +34,7 @@ pub struct ConnectionConfig {
     /// Default 2 minutes (node's and tchannel-go's relay cap).
     pub max_ttl: Duration,
     /// How long ids of finished calls are remembered so late frames are
-    /// dropped quietly. Default 5 s.
+    /// dropped quietly. Default 3 s (tchannel-go's).
     pub tombstone_ttl: Duration,
     /// Most remembered ids per connection. Default 30000.
     pub max_tombstones: usize,
@@ -67,7 +67,7 @@ impl Default for ConnectionConfig {
             max_inbound_bytes: 256 * 1024 * 1024,
             reassembly: ReassemblyLimits::default(),
             max_ttl: Duration::from_secs(120),
-            tombstone_ttl: Duration::from_secs(5),
+            tombstone_ttl: Duration::from_secs(3),
             max_tombstones: 30_000,
             send_cancel: false,
             keepalive: None,

@@ -109,6 +109,7 @@ pub struct Connection {
     peer_draining: bool,
     pings: HashSet<u32>,
     keepalive_next: Option<Instant>,
+    keepalive_ping: Option<u32>,
     keepalive_unanswered: u32,
     /// The latest `now` seen, for work done from application calls that
     /// take no time (remembering ids of calls they end).
@@ -137,6 +138,7 @@ impl Connection {
             peer_draining: false,
             pings: HashSet::new(),
             keepalive_next: None,
+            keepalive_ping: None,
             keepalive_unanswered: 0,
             last_now: now,
         }
@@ -397,6 +399,9 @@ impl Connection {
             Frame::PingReq(p) => self.queue(Frame::PingRes(Ping::new(p.id))),
             Frame::PingRes(p) => {
                 if self.pings.remove(&p.id) {
+                    if self.keepalive_ping == Some(p.id) {
+                        self.keepalive_ping = None;
+                    }
                     self.keepalive_unanswered = 0;
                     self.events.push_back(Event::Pong { id: p.id });
                 }
@@ -647,6 +652,9 @@ impl Connection {
         let Some(call) = self.in_calls.get(&id) else {
             return; // crossed with our response: fine ([CANCEL-3])
         };
+        if call.writer.as_ref().is_some_and(|w| w.frames() > 0) {
+            return; // [CANCEL-4] our response has started: ignored
+        }
         let tracing = call.tracing;
         self.remove_inbound(id);
         self.send_error_frame(id, ErrorCode::CANCELLED, tracing, "cancelled by the caller");
@@ -656,6 +664,15 @@ impl Connection {
     fn on_error(&mut self, f: ErrorFrame) {
         let message = String::from_utf8_lossy(&f.message).into_owned();
         if f.code == ErrorCode::PROTOCOL {
+            // [CONN-14] a 0xff for one of our calls fails it with that error,
+            // then closes like any other 0xff.
+            if f.id != NO_MESSAGE_ID && self.out_calls.contains_key(&f.id) {
+                self.remove_outbound(f.id);
+                self.events.push_back(Event::CallFailed {
+                    id: f.id,
+                    error: CallError::remote(f.code, message.clone()),
+                });
+            }
             return self.close(CloseReason::PeerProtocolError(message));
         }
         if f.id == NO_MESSAGE_ID {
@@ -708,7 +725,7 @@ impl Connection {
                     self.remove_outbound(id);
                     self.tombstone(now, Dir::Out, id);
                     if self.config.send_cancel {
-                        self.send_cancel(id, tracing, "timeout");
+                        self.send_cancel(id, 0, tracing, "timeout");
                     }
                     self.events.push_back(Event::CallFailed {
                         id,
@@ -727,15 +744,18 @@ impl Connection {
         }
         if let (Some(next), Some(k)) = (self.keepalive_next, self.config.keepalive) {
             if next <= now {
-                if !self.pings.is_empty() {
+                if let Some(unanswered) = self.keepalive_ping.take() {
+                    // Only our own keepalive ping counts; pings the
+                    // application sent keep waiting for their answer.
+                    self.pings.remove(&unanswered);
                     self.keepalive_unanswered += 1;
-                    self.pings.clear();
                     if self.keepalive_unanswered >= k.max_unanswered {
                         return self.close(CloseReason::KeepaliveTimeout);
                     }
                 }
                 let id = self.alloc_id();
                 self.pings.insert(id);
+                self.keepalive_ping = Some(id);
                 self.queue(Frame::PingReq(Ping::new(id)));
                 self.keepalive_next = Some(now + k.interval);
             }
@@ -905,6 +925,10 @@ impl Connection {
             .ok_or_else(|| CallError::local(ErrorCode::BAD_REQUEST, "request already sent"))?;
         if w.end_arg(&mut self.transmit).map_err(encode_error)? {
             call.writer = None;
+        } else {
+            // Close the frame end_arg left open: the transmit buffer must only
+            // hold whole frames (other calls and pings are appended to it).
+            w.flush(&mut self.transmit);
         }
         Ok(())
     }
@@ -916,21 +940,26 @@ impl Connection {
             return;
         };
         let tracing = call.tracing;
-        let writing = call.writer.is_some();
+        // [TTL-9] the cancel carries the call's remaining time.
+        let left = call
+            .deadline
+            .saturating_duration_since(now)
+            .min(self.config.max_ttl);
+        let ttl = u32::try_from(left.as_millis()).unwrap_or(u32::MAX);
         self.remove_outbound(id);
         self.tombstone(now, Dir::Out, id);
-        if self.config.send_cancel && !writing && self.state != State::Closed {
-            self.send_cancel(id, tracing, why);
+        if self.config.send_cancel && self.state != State::Closed {
+            self.send_cancel(id, ttl, tracing, why);
         }
         self.maybe_drained();
     }
 
-    fn send_cancel(&mut self, id: u32, tracing: Tracing, why: &str) {
+    fn send_cancel(&mut self, id: u32, ttl: u32, tracing: Tracing, why: &str) {
         let mut why = Bytes::copy_from_slice(why.as_bytes());
         why.truncate(usize::from(u16::MAX));
         self.queue(Frame::Cancel(Cancel {
             id,
-            ttl: 0,
+            ttl,
             tracing,
             why,
             trailing: Bytes::new(),
@@ -1055,6 +1084,9 @@ impl Connection {
             .ok_or_else(|| CallError::local(ErrorCode::BAD_REQUEST, "response not started"))?;
         if w.end_arg(&mut self.transmit).map_err(encode_error)? {
             self.finish_inbound(id);
+        } else {
+            // As in end_request_arg: never leave an open frame queued.
+            w.flush(&mut self.transmit);
         }
         Ok(())
     }
@@ -1089,6 +1121,13 @@ impl Connection {
         self.last_now = self.last_now.max(now);
         match self.state {
             State::Ready => {
+                // [CONN-19] (1) tell the peer: one declined error, id 0xffffffff.
+                self.send_error_frame(
+                    NO_MESSAGE_ID,
+                    ErrorCode::DECLINED,
+                    Tracing::default(),
+                    "connection draining",
+                );
                 self.state = State::Draining { deadline };
                 self.maybe_drained();
             }

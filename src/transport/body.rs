@@ -76,6 +76,12 @@ impl From<Vec<u8>> for Body {
     }
 }
 
+impl From<String> for Body {
+    fn from(b: String) -> Body {
+        Body::Full(b.into())
+    }
+}
+
 impl From<&'static str> for Body {
     fn from(b: &'static str) -> Body {
         Body::Full(Bytes::from_static(b.as_bytes()))

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use tokio::sync::oneshot;
 
 use super::body::Body;
-use super::driver::{CURRENT_TRACING, CallGuard, Shared, Waiter, now};
+use super::driver::{CURRENT_TRACING, CallGuard, Reply, Shared, Waiter, now};
 use crate::frame::{ChecksumType, ErrorCode, ResponseCode, Tracing, TransportHeaders};
 use crate::proto::{CallError, PeerInfo, RequestHead};
 
@@ -145,6 +145,21 @@ impl CallResponse {
     }
 }
 
+/// A response whose arg3 arrives as a stream ([`Client::call_streaming`]).
+#[derive(Debug)]
+pub struct StreamingResponse {
+    /// 0x00 ok; anything else is an application error.
+    pub code: ResponseCode,
+    /// Transport headers of the response.
+    pub headers: TransportHeaders,
+    /// Tracing echoed by the server.
+    pub tracing: Tracing,
+    /// arg2, whole.
+    pub arg2: Bytes,
+    /// arg3, chunk by chunk as frames arrive.
+    pub arg3: Body,
+}
+
 /// A handle on one connection, for making calls.
 #[derive(Clone)]
 pub struct Client {
@@ -158,6 +173,10 @@ impl std::fmt::Debug for Client {
             .field("peer", &self.shared.peer_addr)
             .finish()
     }
+}
+
+fn gone() -> CallError {
+    CallError::local(ErrorCode::NETWORK, "call already sent")
 }
 
 fn random_tracing() -> Tracing {
@@ -253,6 +272,25 @@ impl Client {
     /// (timeout, busy, declined, network, ...) is `Err`. Dropping the future
     /// gives up on the call (and sends a cancel frame if configured).
     pub async fn call(&self, req: CallRequest) -> Result<CallResponse, CallError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(req, Reply::Whole(tx), rx).await
+    }
+
+    /// Makes a call and returns as soon as the response's arg2 is complete;
+    /// arg3 then arrives as a stream, so a large response never has to sit
+    /// whole in memory.
+    pub async fn call_streaming(&self, req: CallRequest) -> Result<StreamingResponse, CallError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(req, Reply::Streaming(tx), rx).await
+    }
+
+    async fn send<T>(
+        &self,
+        req: CallRequest,
+        reply: Reply,
+        rx: oneshot::Receiver<Result<T, CallError>>,
+    ) -> Result<T, CallError> {
+        let mut reply = Some(reply);
         let CallRequest {
             service,
             method,
@@ -275,7 +313,6 @@ impl Client {
             deadline,
             checksum: options.checksum,
         };
-        let (tx, rx) = oneshot::channel();
         self.wait_for_space(deadline).await?;
         let mut guard = CallGuard {
             shared: self.shared.clone(),
@@ -285,14 +322,16 @@ impl Client {
             Body::Full(arg3) => {
                 let mut st = self.shared.lock();
                 let id = st.conn.send_request(start, head, [&method, &arg2, &arg3])?;
-                st.waiters.insert(id, Waiter::new(tx));
+                st.waiters
+                    .insert(id, Waiter::new(reply.take().ok_or_else(gone)?));
                 guard.id = Some(id);
             }
             Body::Stream(mut s) => {
                 let id = {
                     let mut st = self.shared.lock();
                     let id = st.conn.start_request(start, head)?;
-                    st.waiters.insert(id, Waiter::new(tx));
+                    st.waiters
+                        .insert(id, Waiter::new(reply.take().ok_or_else(gone)?));
                     guard.id = Some(id);
                     st.conn.write_request(id, &method)?;
                     st.conn.end_request_arg(id)?;

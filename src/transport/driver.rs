@@ -28,7 +28,7 @@ use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use super::body::{ArgSender, Body, arg_stream};
-use super::client::CallResponse;
+use super::client::{CallResponse, StreamingResponse};
 use super::handler::{HandlerResult, Lookup, Registered, Registry, Request};
 use crate::codec::{CodecError, FrameCodec};
 use crate::frame::{
@@ -77,19 +77,42 @@ pub(crate) struct ConnState {
     pub(crate) closed: Option<CloseReason>,
 }
 
+/// Where a response goes: whole to `call`, or head first then arg3 as a
+/// stream to `call_streaming`.
+pub(crate) enum Reply {
+    Whole(oneshot::Sender<Result<CallResponse, CallError>>),
+    Streaming(oneshot::Sender<Result<StreamingResponse, CallError>>),
+    /// The head was delivered; arg3 chunks go here.
+    Streamed(ArgSender),
+}
+
 /// A caller waiting for the response to one of its calls.
 pub(crate) struct Waiter {
-    pub(crate) tx: oneshot::Sender<Result<CallResponse, CallError>>,
+    pub(crate) reply: Reply,
     pub(crate) head: Option<(ResponseCode, TransportHeaders, Tracing)>,
     pub(crate) args: ArgCollector,
+    arg2_done: bool,
 }
 
 impl Waiter {
-    pub(crate) fn new(tx: oneshot::Sender<Result<CallResponse, CallError>>) -> Waiter {
+    pub(crate) fn new(reply: Reply) -> Waiter {
         Waiter {
-            tx,
+            reply,
             head: None,
             args: ArgCollector::new(),
+            arg2_done: false,
+        }
+    }
+
+    fn fail(self, e: CallError) {
+        match self.reply {
+            Reply::Whole(tx) => {
+                let _ = tx.send(Err(e));
+            }
+            Reply::Streaming(tx) => {
+                let _ = tx.send(Err(e));
+            }
+            Reply::Streamed(s) => s.fail(e),
         }
     }
 }
@@ -447,7 +470,7 @@ fn handle_event(shared: &Shared, st: &mut ConnState, ev: Event, jobs: &mut Vec<J
         Event::ResponseContinue { id, chunks } => feed_response(st, id, &chunks),
         Event::CallFailed { id, error } => {
             if let Some(w) = st.waiters.remove(&id) {
-                let _ = w.tx.send(Err(error));
+                w.fail(error);
             }
         }
         Event::Pong { id } => {
@@ -465,7 +488,7 @@ fn handle_event(shared: &Shared, st: &mut ConnState, ev: Event, jobs: &mut Vec<J
                 let _ = tx.send(Err(err.clone()));
             }
             for (_, w) in st.waiters.drain() {
-                let _ = w.tx.send(Err(err.clone()));
+                w.fail(err.clone());
             }
             for (_, inb) in st.inbound.drain() {
                 inb.cancel.cancel();
@@ -493,24 +516,59 @@ fn feed_response(st: &mut ConnState, id: u32, chunks: &FrameChunks) {
     let Some(w) = st.waiters.get_mut(&id) else {
         return;
     };
-    w.args.extend(chunks);
-    if chunks.message_complete() {
-        if let Some(w) = st.waiters.remove(&id) {
-            let (code, headers, tracing) = w.head.unwrap_or((
-                ResponseCode::OK,
-                TransportHeaders::default(),
-                Tracing::default(),
-            ));
+    let complete = chunks.message_complete();
+    for c in chunks.iter() {
+        if c.index > 1 || (c.index == 1 && c.ends_arg) {
+            w.arg2_done = true;
+        }
+        match &w.reply {
+            Reply::Streamed(s) if c.index == 2 => s.push(c.data),
+            _ => w.args.push(c),
+        }
+    }
+    let streaming = matches!(w.reply, Reply::Streaming(_));
+    if !(complete || streaming && w.arg2_done) {
+        return;
+    }
+    let Some(mut w) = st.waiters.remove(&id) else {
+        return;
+    };
+    let (code, headers, tracing) = w.head.take().unwrap_or((
+        ResponseCode::OK,
+        TransportHeaders::default(),
+        Tracing::default(),
+    ));
+    match w.reply {
+        Reply::Whole(tx) => {
             let mut args = w.args.into_args().into_iter().skip(1);
-            let resp = CallResponse {
+            let _ = tx.send(Ok(CallResponse {
                 code,
                 headers,
                 tracing,
                 arg2: args.next().unwrap_or_default(),
                 arg3: args.next().unwrap_or_default(),
-            };
-            let _ = w.tx.send(Ok(resp));
+            }));
         }
+        Reply::Streaming(tx) => {
+            let mut args = std::mem::take(&mut w.args).into_args().into_iter().skip(1);
+            let arg2 = args.next().unwrap_or_default();
+            let (sender, stream) = arg_stream();
+            sender.push(args.next().unwrap_or_default());
+            let _ = tx.send(Ok(StreamingResponse {
+                code,
+                headers,
+                tracing,
+                arg2,
+                arg3: Body::Stream(Box::pin(stream)),
+            }));
+            if complete {
+                sender.finish();
+            } else {
+                w.reply = Reply::Streamed(sender);
+                st.waiters.insert(id, w);
+            }
+        }
+        Reply::Streamed(sender) => sender.finish(),
     }
 }
 

@@ -14,5 +14,5 @@ mod handler;
 
 pub use body::{ArgStream, Body};
 pub use channel::{Channel, ChannelConfig};
-pub use client::{CallOptions, CallRequest, CallResponse, Client};
+pub use client::{CallOptions, CallRequest, CallResponse, Client, StreamingResponse};
 pub use handler::{Handler, HandlerFuture, HandlerResult, Request, Response, handler_error};
