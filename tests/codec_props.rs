@@ -781,7 +781,7 @@ proptest! {
 
     #[test]
     fn header_order_carries_no_meaning(headers in valid_headers(), rotate in 0usize..8) {
-        // [HDR-8] a receiver does not depend on header order: lookups and validation give
+        // [DEV-14] [HDR-8] a receiver does not depend on header order: lookups and validation give
         // the same answers for any order of the same (unique-key) pairs; [HDR-3] valid set
         let pairs: Vec<(Vec<u8>, Vec<u8>)> =
             headers.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();

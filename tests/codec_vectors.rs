@@ -1933,7 +1933,8 @@ fn reassembly_bad_flags() {
 
 #[test]
 fn reassembly_bad_transport_headers() {
-    // [HDR-4] validation reports `bad_header`; [HDR-6] strict rejects, lenient accepts
+    // [HDR-4] validation reports `bad_header`; [HDR-6] strict rejects, lenient accepts;
+    // [DEV-13] tchan is strict by default where tchannel-go checks nothing
     let Frame::CallReq(mut f) = call_req(0, ChecksumField::NONE, &[b"a", b"b", b"c"]) else {
         panic!()
     };

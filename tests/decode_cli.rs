@@ -136,7 +136,8 @@ fn unknown_types_and_pings_get_their_own_lines() {
 
 #[test]
 fn size_under_16_is_a_decode_error_at_its_frame() {
-    // [CLI-14] [CLI-24] [FRAME-4] decode_error at the frame's offset, even with < 16 bytes left
+    // [CLI-14] [CLI-15] [CLI-24] [FRAME-4] decode_error at the frame's offset, even with < 16
+    // bytes left; the reason is free text (only checked to name the size)
     let mut stream = frames(&[Frame::PingReq(Ping::new(2))]);
     stream.extend_from_slice(&[0x00, 0x0c, 0xd0]);
     let (lines, outcome) = run(&stream);
@@ -288,7 +289,7 @@ fn empty_input_prints_nothing() {
 
 #[test]
 fn bad_checksums_are_reported_not_fatal() {
-    // [CLI-11] [CSUM-16] checksum_ok false, exit status 0
+    // [CLI-10] [CLI-11] [CSUM-16] checksum_ok false, exit status 0
     let f = Frame::CallReq(CallReq {
         id: 8,
         flags: Flags(0),
@@ -377,4 +378,73 @@ fn the_binary_exits_125_on_local_errors_and_0_on_help() {
             .unwrap()
             .contains("decode_error")
     );
+}
+
+#[test]
+fn a_checksum_type_change_is_a_violation_and_fails_the_checksum() {
+    // [CLI-26] [CSUM-11]
+    let first = Frame::CallReq(CallReq {
+        id: 9,
+        flags: Flags(1),
+        ttl: 10,
+        tracing: Tracing::default(),
+        service: Bytes::from_static(b"svc"),
+        headers: raw_headers(),
+        checksum: ChecksumField::NONE,
+        args: ArgChunks::from_chunks([b"a", b"b"]),
+    });
+    let second = Frame::CallReqContinue(CallContinue {
+        id: 9,
+        flags: Flags(0),
+        checksum: ChecksumField {
+            ty: ChecksumType::CRC32,
+            value: 0,
+        },
+        args: ArgChunks::from_chunks([&b""[..], b"c"]),
+    });
+    let (lines, outcome) = run(&frames(&[first, second]));
+    assert_eq!(outcome, Outcome::Clean);
+    let msg = lines.last().unwrap();
+    assert_eq!(msg["checksum_type"], "none", "named from the first frame");
+    assert_eq!(msg["checksum_ok"], false);
+    assert_eq!(msg["violations"], json!(["checksum_type_changed"]));
+    assert_eq!(msg["args"], json!(["61", "62", "63"]));
+}
+
+#[test]
+fn no_connection_rules_and_no_size_limits() {
+    // [CLI-27] init frames anywhere, ids in any order, a 1 MiB message: all decoded
+    use tchan::frame::{CallHead, Init, InitHeaders, MessageWriter, ReqHead};
+    let init = Frame::InitRes(Init {
+        id: 77,
+        version: 2,
+        headers: InitHeaders::from_pairs([("host_port", "x")]).unwrap(),
+        trailing: Bytes::new(),
+    });
+    let mut stream = frames(&[req(5, 0, raw_headers(), &[b"", b"", b""]), init]);
+    let mut big = BytesMut::new();
+    MessageWriter::write_message(
+        &mut big,
+        1,
+        CallHead::Req(ReqHead {
+            ttl: 10,
+            tracing: Tracing::default(),
+            service: Bytes::from_static(b"svc"),
+            headers: raw_headers(),
+        }),
+        ChecksumType::CRC32C,
+        65535,
+        [b"m", b"", &vec![1u8; 1 << 20]],
+    )
+    .unwrap();
+    stream.extend_from_slice(&big);
+    let (lines, outcome) = run(&stream);
+    assert_eq!(outcome, Outcome::Clean);
+    let kinds: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["kind"] != "frame")
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["call_req", "init_res", "call_req"]);
+    assert_eq!(lines.last().unwrap()["checksum_ok"], true);
 }

@@ -159,7 +159,7 @@ fn every_frame_decodes_to_the_recorded_fields_and_reencodes_to_the_same_bytes() 
                     chunks_match(&f.args, d);
                 }
                 Frame::CallRes(f) => {
-                    // [CALL-2] call res layout
+                    // [CALL-1] [DEV-10] call res is type 0x04
                     assert_eq!(u64::from(f.flags.0), d["flags"].as_u64().unwrap());
                     assert_eq!(u64::from(f.code.0), d["code"].as_u64().unwrap());
                     tracing_matches(&f.tracing, &d["tracing"]);
@@ -173,7 +173,7 @@ fn every_frame_decodes_to_the_recorded_fields_and_reencodes_to_the_same_bytes() 
                     chunks_match(&f.args, d);
                 }
                 Frame::Cancel(f) => {
-                    // [MSG-1] cancel is ttl:4 tracing:25 why~2
+                    // [MSG-5] [DEV-9] cancel is ttl:4 tracing:25 why~2, not an empty body
                     assert_eq!(u64::from(f.ttl), d["ttl"].as_u64().unwrap());
                     tracing_matches(&f.tracing, &d["tracing"]);
                     assert_eq!(f.why, d["why"].as_str().unwrap().as_bytes());
@@ -275,7 +275,7 @@ fn every_message_reassembles_to_the_recorded_args_with_checksums_verified() {
                 m["checksum"]["type"].as_u64().unwrap()
             );
             if node_bug(&fx.name) {
-                // [FRAG-9] node's boundary bug: the message ends with 2 args.
+                // [FRAG-9] [DEV-1] node's boundary bug: the message ends with 2 args.
                 assert_eq!(m["arg_count"], 2);
                 assert_eq!(
                     got.result.as_ref().unwrap_err(),

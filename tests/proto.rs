@@ -783,7 +783,7 @@ fn first_frame_not_init_gets_protocol_error_without_id() {
     }
 }
 
-// [CONN-6] [INIT-4]
+// [CONN-6] [INIT-4] [DEV-16]
 #[test]
 fn init_req_missing_required_header_gets_protocol_error_with_its_id() {
     for pairs in [
@@ -2059,7 +2059,7 @@ fn checksum_mismatch_is_bad_request_and_connection_stays_up() {
     );
 }
 
-// [FRAME-11] [MSG-6] [CANCEL-5]
+// [FRAME-11] [MSG-6] [CANCEL-5] [DEV-11] [DEV-12]
 #[test]
 fn unknown_frame_types_and_claims_are_ignored() {
     let mut p = Pair::up();
@@ -2279,7 +2279,7 @@ fn max_inbound_bytes_answers_busy() {
 
 // ===== drain and close =====
 
-// [CONN-19] [CONN-15] [CONN-16]
+// [CONN-19] [CONN-15] [CONN-16] [DEV-21]
 #[test]
 fn drain_declines_new_calls_and_closes_when_idle() {
     let mut p = Pair::up();
@@ -2640,4 +2640,52 @@ fn drain_finishes_when_the_last_call_times_out() {
     assert_eq!(outcome(&ce, id).error().code, ErrorCode::TIMEOUT);
     assert_eq!(summary(&ce).last().unwrap(), "Closed(Transport)");
     p.assert_idle();
+}
+
+// ===== required headers and explicit checksum none =====
+
+#[test]
+fn a_strict_reader_refuses_a_call_req_without_as_or_cn() {
+    // [HDR-11] [DEV-18] as and cn are required on a call req; refused with 0x06
+    for pairs in [vec![("as", "raw")], vec![("cn", "c")], vec![]] {
+        let mut p = Pair::up();
+        let Frame::CallReq(mut f) = call_req(5, 1000, 0, &ARGS) else {
+            unreachable!()
+        };
+        f.headers = TransportHeaders::from_pairs(pairs.clone()).unwrap();
+        p.inject(Server, Frame::CallReq(f));
+        let out = p.capture(Server);
+        let errs = errors(&out);
+        assert_eq!(errs.len(), 1, "{pairs:?}");
+        assert_eq!(errs[0].code, ErrorCode::BAD_REQUEST);
+        assert_eq!(errs[0].id, 5);
+        assert!(p.events(Server).is_empty(), "no handler sees it");
+        assert!(p.server.conn.is_ready(), "the connection stays up");
+    }
+    // A lenient reader lets it through.
+    let mut lenient = server_config();
+    lenient.reassembly.strict_headers = false;
+    let mut p = Pair::connected(client_config(), lenient);
+    let Frame::CallReq(mut f) = call_req(6, 1000, 0, &ARGS) else {
+        unreachable!()
+    };
+    f.headers = TransportHeaders::default();
+    p.inject(Server, Frame::CallReq(f));
+    assert_eq!(summary(&p.events(Server)).len(), 1);
+}
+
+#[test]
+fn an_explicit_checksum_none_sends_none() {
+    // [DEV-3] [CSUM-13] unlike node, a caller's explicit "none" is honoured
+    let mut p = Pair::up();
+    let now = p.now;
+    p.client
+        .conn
+        .send_request(now, head_with(now + ms(1000), ChecksumType::NONE), ARGS)
+        .unwrap();
+    let out = p.capture(Client);
+    let Frame::CallReq(f) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(f.checksum, ChecksumField::NONE);
 }

@@ -165,7 +165,7 @@ async fn thrift_headers_results_and_exceptions() {
     .await
     .unwrap_err();
     assert_eq!(e.code, ErrorCode::UNEXPECTED);
-    // Unknown thrift method: bad request.
+    // [SCHEME-14] Unknown thrift method: bad request.
     let e = thrift::call(&c, "svc", "Echo::nope", &[], Bytes::new(), opts())
         .await
         .unwrap_err();
@@ -174,7 +174,7 @@ async fn thrift_headers_results_and_exceptions() {
 
 #[test]
 fn thrift_header_maps() {
-    // [SCHEME-9] [SCHEME-10] empty map is 00 00; empty arg2 reads as no headers; overruns fail
+    // [SCHEME-9] [SCHEME-10] [DEV-23] empty map is 00 00; empty arg2 reads as no headers; overruns fail
     assert_eq!(&thrift::encode_headers(&[]).unwrap()[..], b"\x00\x00");
     let h = vec![("k".to_string(), "v".to_string())];
     let enc = thrift::encode_headers(&h).unwrap();
@@ -200,10 +200,12 @@ async fn raw_args_are_opaque_and_transport_headers_are_in_order() {
     req.options.routing_delegate = Some("other".into());
     req.options.shard_key = Some("key1".into());
     req.options.headers.push(("fd".into(), "zone-a".into()));
+    // [DEV-17] `rk`, which only tchannel-go sends, passes through.
+    req.options.headers.push(("rk".into(), "group".into()));
     let resp = c.call(req).await.unwrap();
     assert_eq!(
         &resp.arg3[..],
-        b"cn=caller;as=raw;rd=other;sk=key1;fd=zone-a;"
+        b"cn=caller;as=raw;rd=other;sk=key1;fd=zone-a;rk=group;"
     );
     let mut req = CallRequest::new("svc", "raw").timeout(Duration::from_secs(5));
     req.options.retry_flags = Some("n".into());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tchan::frame::{ChecksumType, ErrorCode};
-use tchan::{CallRequest, Channel, Request, Response};
+use tchan::{CallOptions, CallRequest, Channel, Request, Response};
 
 async fn echo(req: Request) -> tchan::transport::HandlerResult {
     let arg3 = req.arg3.into_bytes().await?;
@@ -604,4 +604,76 @@ async fn a_call_made_inside_a_handler_continues_the_trace() {
     // The root call: span id = trace id, no parent.
     assert_eq!(r.tracing.trace_id, r.tracing.span_id);
     assert_eq!(r.tracing.parent_id, 0);
+}
+
+#[tokio::test]
+async fn defaults_every_call_has_a_deadline_and_crc32c() {
+    // [TTL-3] [CSUM-13] [DEV-5] a 1 s default deadline, crc32c (never farmhash) by default
+    let o = CallOptions::default();
+    assert_eq!(o.timeout, Duration::from_secs(1));
+    assert_eq!(o.checksum, ChecksumType::CRC32C);
+    let srv = Channel::new("server");
+    srv.register("svc", "ttl", |req: Request| async move {
+        let left = req
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        Ok(Response::ok(Bytes::new(), left.as_millis().to_string()))
+    });
+    let addr = srv.listen("127.0.0.1:0").await.unwrap();
+    let client = Channel::new("client").connect(addr).await.unwrap();
+    let r = client.call(CallRequest::new("svc", "ttl")).await.unwrap();
+    let left: u64 = String::from_utf8(r.arg3.to_vec()).unwrap().parse().unwrap();
+    assert!(
+        left > 500 && left <= 1000,
+        "{left} ms left of the default 1 s"
+    );
+}
+
+#[tokio::test]
+async fn a_call_inside_a_handler_inherits_the_deadline() {
+    // [TTL-7] the ttl forwarded is what the inbound call has left
+    let inner = Channel::new("inner");
+    inner.register("svc", "ttl", |req: Request| async move {
+        let left = req
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        Ok(Response::ok(Bytes::new(), left.as_millis().to_string()))
+    });
+    let inner_addr = inner.listen("127.0.0.1:0").await.unwrap();
+    let outer = Channel::new("outer");
+    let hop = outer.clone();
+    outer.register("svc", "relay", move |_req: Request| {
+        let hop = hop.clone();
+        async move {
+            let c = hop.connect(inner_addr).await?;
+            // Ask for 60 s; the inbound call has only about 300 ms.
+            c.call(CallRequest::new("svc", "ttl").timeout(Duration::from_secs(60)))
+                .await
+                .map(|r| Response::ok(Bytes::new(), r.arg3))
+        }
+    });
+    let outer_addr = outer.listen("127.0.0.1:0").await.unwrap();
+    let client = Channel::new("client").connect(outer_addr).await.unwrap();
+    let r = client
+        .call(CallRequest::new("svc", "relay").timeout(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    let left: u64 = String::from_utf8(r.arg3.to_vec()).unwrap().parse().unwrap();
+    assert!(left <= 300, "the inner call got {left} ms");
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_listen_is_ephemeral() {
+    // [INIT-7] [INIT-3] host_port 0.0.0.0:0 from a channel that does not listen
+    let srv = Channel::new("server");
+    srv.register("svc", "peer", |req: Request| async move {
+        Ok(Response::ok(Bytes::new(), req.peer.clone()))
+    });
+    let addr = srv.listen("127.0.0.1:0").await.unwrap();
+    let client = Channel::new("client").connect(addr).await.unwrap();
+    let r = client.call(CallRequest::new("svc", "peer")).await.unwrap();
+    assert_eq!(&r.arg3[..], b"0.0.0.0:0");
+    let info = client.peer_info().unwrap();
+    assert_eq!(info.host_port, addr.to_string());
+    assert_eq!(info.headers.get(b"tchannel_language"), Some(&b"rust"[..]));
 }

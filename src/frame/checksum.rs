@@ -134,7 +134,8 @@ mod tests {
 
     #[test]
     fn check_values() {
-        // [CSUM-2] 0x01 is CRC-32/IEEE, [CSUM-4] 0x03 is CRC-32C
+        // [CSUM-2] [DEV-4] [DEV-6] 0x01 is CRC-32/IEEE (not Adler-32), 0x03 is CRC-32C;
+        // [DEV-7] real check values, not the upstream example's placeholders
         assert_eq!(one_frame(ChecksumType::CRC32, &[b"123456789"]), 0xCBF4_3926);
         assert_eq!(
             one_frame(ChecksumType::CRC32C, &[b"123456789"]),

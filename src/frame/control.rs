@@ -292,3 +292,68 @@ impl Opaque {
         HEADER_LEN + self.payload.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_their_retry_meaning() {
+        // [ERR-4] [ERR-8] the table of codes and what a caller may do after each
+        let table = [
+            (
+                ErrorCode::TIMEOUT,
+                0x01,
+                "timeout",
+                RetryMeaning::IfTimeoutAllowed,
+            ),
+            (ErrorCode::CANCELLED, 0x02, "cancelled", RetryMeaning::Never),
+            (ErrorCode::BUSY, 0x03, "busy", RetryMeaning::Always),
+            (ErrorCode::DECLINED, 0x04, "declined", RetryMeaning::Always),
+            (
+                ErrorCode::UNEXPECTED,
+                0x05,
+                "unexpected",
+                RetryMeaning::IfIdempotent,
+            ),
+            (
+                ErrorCode::BAD_REQUEST,
+                0x06,
+                "bad_request",
+                RetryMeaning::Never,
+            ),
+            (
+                ErrorCode::NETWORK,
+                0x07,
+                "network",
+                RetryMeaning::IfConnectionErrorAllowed,
+            ),
+            // [DEV-20] unhealthy is decoded and never retried
+            (ErrorCode::UNHEALTHY, 0x08, "unhealthy", RetryMeaning::Never),
+            (
+                ErrorCode::PROTOCOL,
+                0xff,
+                "protocol",
+                RetryMeaning::IfConnectionErrorAllowed,
+            ),
+        ];
+        for (code, byte, name, meaning) in table {
+            assert_eq!(code.0, byte);
+            assert_eq!(code.name(), name);
+            assert_eq!(code.retry_meaning(), meaning, "{name}");
+        }
+    }
+
+    #[test]
+    fn unknown_codes_round_trip_and_are_never_retried() {
+        // [ERR-6] a code outside the table (0x00 included) keeps its value
+        for byte in [0x00u8, 0x09, 0x42, 0xfe] {
+            let f = ErrorFrame::new(7, ErrorCode(byte), Tracing::default(), "x");
+            let bytes = super::super::Frame::Error(f.clone()).to_bytes().unwrap();
+            assert_eq!(bytes[16], byte);
+            let back = super::super::Frame::decode(bytes).unwrap();
+            assert_eq!(back, super::super::Frame::Error(f));
+            assert_eq!(ErrorCode(byte).retry_meaning(), RetryMeaning::Never);
+        }
+    }
+}

@@ -277,6 +277,38 @@ impl<W: Width> fmt::Debug for Headers<W> {
     }
 }
 
+/// The retry flags of the `re` transport header: what the caller allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryFlags {
+    /// `n`: never retry (wins over the others).
+    pub never: bool,
+    /// `c`: retry on connection errors.
+    pub connection_error: bool,
+    /// `t`: retry on timeouts.
+    pub timeout: bool,
+}
+
+impl RetryFlags {
+    /// Parses an `re` value by the presence of each letter; a missing or
+    /// empty value means `c` ([HDR-14]).
+    pub fn parse(value: Option<&[u8]>) -> RetryFlags {
+        let v = value.unwrap_or(b"");
+        if v.is_empty() {
+            return RetryFlags {
+                never: false,
+                connection_error: true,
+                timeout: false,
+            };
+        }
+        let never = v.contains(&b'n');
+        RetryFlags {
+            never,
+            connection_error: !never && v.contains(&b'c'),
+            timeout: !never && v.contains(&b't'),
+        }
+    }
+}
+
 /// Iterator over the pairs of a [`Headers`].
 pub struct HeaderIter<'a, W: Width> {
     rest: &'a [u8],
@@ -402,6 +434,24 @@ mod tests {
             many.validate(),
             Err(HeaderViolation::TooMany { count: 129, .. })
         ));
+    }
+
+    #[test]
+    fn retry_flags() {
+        // [HDR-14] [DEV-22] `n` wins; c and t by presence; missing or empty means c
+        let f = |v: Option<&str>| {
+            let r = RetryFlags::parse(v.map(str::as_bytes));
+            (r.never, r.connection_error, r.timeout)
+        };
+        assert_eq!(f(None), (false, true, false));
+        assert_eq!(f(Some("")), (false, true, false));
+        assert_eq!(f(Some("c")), (false, true, false));
+        assert_eq!(f(Some("t")), (false, false, true));
+        assert_eq!(f(Some("ct")), (false, true, true));
+        assert_eq!(f(Some("tc")), (false, true, true));
+        assert_eq!(f(Some("n")), (true, false, false));
+        assert_eq!(f(Some("cnt")), (true, false, false));
+        assert_eq!(f(Some("xc")), (false, true, false));
     }
 
     #[test]

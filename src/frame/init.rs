@@ -21,6 +21,26 @@ pub const TCHANNEL_LANGUAGE_VERSION: &str = "tchannel_language_version";
 /// Init header: version of the TChannel library.
 pub const TCHANNEL_VERSION: &str = "tchannel_version";
 
+/// Splits a `host_port` value at its last colon: `10.0.0.1:4040`,
+/// `[fd00::1]:4040` (brackets removed) or `localhost:4040` ([INIT-6]).
+/// Returns `None` without a colon, with an empty host, or with a port that
+/// is not a number.
+pub fn parse_host_port(value: &str) -> Option<(&str, u16)> {
+    let (host, port) = value.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = match host.strip_prefix('[') {
+        Some(h) => h.strip_suffix(']')?,
+        None if host.contains(':') => return None,
+        None => host,
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// True for `0.0.0.0:0`: the sender does not listen ([INIT-7]).
+pub fn is_ephemeral(host_port: &str) -> bool {
+    host_port == "0.0.0.0:0"
+}
+
 /// The body of init req and init res (the [`super::Frame`] variant says which).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Init {
@@ -65,5 +85,25 @@ impl Init {
         [HOST_PORT, PROCESS_NAME]
             .into_iter()
             .find(|k| self.headers.get(k.as_bytes()).is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_splits_at_the_last_colon() {
+        // [INIT-6]
+        assert_eq!(parse_host_port("10.0.0.1:4040"), Some(("10.0.0.1", 4040)));
+        assert_eq!(parse_host_port("[fd00::1]:4040"), Some(("fd00::1", 4040)));
+        assert_eq!(parse_host_port("localhost:4040"), Some(("localhost", 4040)));
+        assert_eq!(parse_host_port("fd00::1:4040"), None, "IPv6 needs brackets");
+        assert_eq!(parse_host_port("10.0.0.1"), None);
+        assert_eq!(parse_host_port(":80"), None);
+        assert_eq!(parse_host_port("h:port"), None);
+        // [INIT-7] 0.0.0.0:0 means the sender does not listen.
+        assert!(is_ephemeral("0.0.0.0:0"));
+        assert!(!is_ephemeral("127.0.0.1:0"));
     }
 }

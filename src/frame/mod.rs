@@ -39,11 +39,11 @@ pub use fragment::{CallHead, MAX_ARG1_LEN, MessageWriter, ReqHead, ResHead};
 pub use header::{FrameHeader, FrameType, HEADER_LEN, MAX_FRAME_SIZE, NO_MESSAGE_ID};
 pub use headers::{
     HeaderIter, HeaderViolation, Headers, InitHeaders, MAX_TRANSPORT_HEADER_KEY_LEN,
-    MAX_TRANSPORT_HEADERS, ThriftHeaders, TransportHeaders, W1, W2, Width,
+    MAX_TRANSPORT_HEADERS, RetryFlags, ThriftHeaders, TransportHeaders, W1, W2, Width,
 };
 pub use init::{
     HOST_PORT, Init, PROCESS_NAME, PROTOCOL_VERSION, TCHANNEL_LANGUAGE, TCHANNEL_LANGUAGE_VERSION,
-    TCHANNEL_VERSION,
+    TCHANNEL_VERSION, is_ephemeral, parse_host_port,
 };
 pub use reassembly::{
     ArgChunk, ArgCollector, FrameChunks, Reassembler, ReassemblyError, ReassemblyLimits, Violation,

@@ -433,6 +433,14 @@ impl Connection {
             Some((ErrorCode::DECLINED, "connection draining".to_string()))
         } else if self.in_calls.len() >= self.config.max_inbound_calls {
             Some((ErrorCode::BUSY, "too many calls in flight".to_string()))
+        } else if self.config.reassembly.strict_headers
+            && (f.headers.get(b"as").is_none() || f.headers.get(b"cn").is_none())
+        {
+            // [HDR-11] a strict reader requires `as` and `cn` on a call req.
+            Some((
+                ErrorCode::BAD_REQUEST,
+                "call req lacks the required transport header as or cn".to_string(),
+            ))
         } else if f.ttl == 0 {
             // [TTL-4] an inbound ttl of 0 has already expired.
             Some((ErrorCode::TIMEOUT, "ttl of 0: already expired".to_string()))
@@ -1270,4 +1278,34 @@ fn encode_error(e: EncodeError) -> CallError {
         _ => ErrorCode::BAD_REQUEST,
     };
     CallError::local(code, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_skip_the_reserved_value_and_ids_in_use() {
+        // [ID-2] [DEV-15] 0xffffffff is never allocated, even when the counter wraps
+        let now = Instant::now();
+        let mut c = Connection::acceptor(ConnectionConfig::default(), now);
+        c.next_id = 0xffff_fffd;
+        c.pings.insert(0xffff_fffe);
+        c.out_calls.insert(
+            0,
+            OutCall {
+                deadline: now,
+                tracing: Tracing::default(),
+                writer: None,
+                response: None,
+            },
+        );
+        assert_eq!(c.alloc_id(), 0xffff_fffd);
+        assert_eq!(
+            c.alloc_id(),
+            1,
+            "skips one in use, the reserved id and another in use"
+        );
+        assert_eq!(c.alloc_id(), 2);
+    }
 }

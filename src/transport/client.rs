@@ -8,7 +8,7 @@ use futures::StreamExt;
 use tokio::sync::oneshot;
 
 use super::body::Body;
-use super::driver::{CURRENT_TRACING, CallGuard, Reply, Shared, Waiter, now};
+use super::driver::{CURRENT_CALL, CallGuard, Reply, Shared, Waiter, now};
 use crate::frame::{ChecksumType, ErrorCode, ResponseCode, Tracing, TransportHeaders};
 use crate::proto::{CallError, PeerInfo, RequestHead};
 
@@ -16,7 +16,8 @@ use crate::proto::{CallError, PeerInfo, RequestHead};
 #[derive(Debug, Clone)]
 pub struct CallOptions {
     /// Time allowed for the whole call; the ttl sent is what is left of it.
-    /// Default 1 s.
+    /// Default 1 s. Inside a handler the call also ends no later than the
+    /// inbound call's deadline.
     pub timeout: Duration,
     /// Arg scheme sent as `as`: `raw` (default), `json`, `thrift`.
     pub scheme: String,
@@ -299,13 +300,17 @@ impl Client {
             options,
         } = req;
         let headers = self.headers(&options)?;
-        let tracing = options.tracing.unwrap_or_else(|| {
-            CURRENT_TRACING
-                .try_with(|t| t.child(rand::random()))
-                .unwrap_or_else(|_| random_tracing())
+        let inherited = CURRENT_CALL.try_with(|c| *c).ok();
+        let tracing = options.tracing.unwrap_or_else(|| match inherited {
+            Some(c) => c.tracing.child(rand::random()),
+            None => random_tracing(),
         });
         let start = now();
-        let deadline = start + options.timeout;
+        // [TTL-7] inside a handler, never outlive the inbound call's deadline.
+        let mut deadline = start + options.timeout;
+        if let Some(c) = inherited {
+            deadline = deadline.min(c.deadline);
+        }
         let head = RequestHead {
             service: Bytes::from(service),
             headers,

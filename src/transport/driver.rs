@@ -36,9 +36,16 @@ use crate::frame::{
 };
 use crate::proto::{CallError, CloseReason, Connection, Event, PeerInfo, ResponseStart};
 
+/// What a handler's outbound calls inherit from the inbound call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallContext {
+    pub(crate) tracing: Tracing,
+    pub(crate) deadline: Instant,
+}
+
 tokio::task_local! {
-    /// The tracing of the inbound call whose handler is running.
-    pub(crate) static CURRENT_TRACING: Tracing;
+    /// The inbound call whose handler is running.
+    pub(crate) static CURRENT_CALL: CallContext;
 }
 
 /// The clock the transport feeds the core (tokio's, so paused-time tests work).
@@ -287,7 +294,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
         for job in self.jobs.drain(..) {
             match job {
                 Job::Dispatch(id, registered, req) => {
-                    let tracing = req.tracing;
+                    let ctx = CallContext {
+                        tracing: req.tracing,
+                        deadline: req.deadline,
+                    };
                     let cancel = req.cancel.clone();
                     let scheme = req.headers.get(b"as").map(Bytes::copy_from_slice);
                     let fut = registered.handler.call(req);
@@ -296,7 +306,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
                         let res = tokio::select! {
                             biased;
                             _ = cancel.cancelled() => return,
-                            r = CURRENT_TRACING.scope(tracing, fut) => r,
+                            r = CURRENT_CALL.scope(ctx, fut) => r,
                         };
                         respond(&shared, id, res, scheme, &cancel).await;
                     }));
