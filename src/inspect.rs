@@ -257,10 +257,10 @@ pub fn decode_stream(
             Err(e) => return decode_error(out, offset - size, e.to_string()),
         };
         msg.args.extend(&chunks);
-        if chunks.message_complete() {
-            if let Some(msg) = open.remove(&key) {
-                line(out, Value::Object(finish(msg)))?;
-            }
+        if chunks.message_complete()
+            && let Some(msg) = open.remove(&key)
+        {
+            line(out, Value::Object(finish(msg)))?;
         }
     }
     if let Some(e) = hex_error {

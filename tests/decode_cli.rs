@@ -85,13 +85,11 @@ fn node_bug_shape_is_missing_args_exactly_as_the_spec_example() {
         decode_stream(&bytes, None, &mut out).unwrap(),
         Outcome::Clean
     );
-    let want = format!(
-        "{}\n{}\n",
-        r#"{"kind":"frame","offset":0,"size":72,"type":"0x03","id":2}"#,
-        format!(
-            r#"{{"kind":"call_req","id":2,"service":"svc","ttl":500,"flags":0,"headers":{{"cn":"c","as":"raw"}},{ZERO_TRACING},"checksum_type":"none","checksum_ok":true,"args":["6162","6364"],"violations":["missing_args"]}}"#
-        )
+    let frame = r#"{"kind":"frame","offset":0,"size":72,"type":"0x03","id":2}"#;
+    let message = format!(
+        r#"{{"kind":"call_req","id":2,"service":"svc","ttl":500,"flags":0,"headers":{{"cn":"c","as":"raw"}},{ZERO_TRACING},"checksum_type":"none","checksum_ok":true,"args":["6162","6364"],"violations":["missing_args"]}}"#
     );
+    let want = format!("{frame}\n{message}\n");
     assert_eq!(String::from_utf8(out).unwrap(), want);
 }
 

@@ -176,8 +176,8 @@ async fn a_server_that_answers_in_reverse_order() {
     // [CONN-13] [ID-1] responses come back in any order and reach the right caller
     const N: usize = 64;
     let srv = Channel::new("server");
-    let gates: Arc<std::sync::Mutex<Vec<(usize, tokio::sync::oneshot::Sender<()>)>>> =
-        Arc::default();
+    type Gates = Vec<(usize, tokio::sync::oneshot::Sender<()>)>;
+    let gates: Arc<std::sync::Mutex<Gates>> = Arc::default();
     let all_in = Arc::new(tokio::sync::Notify::new());
     {
         let gates = gates.clone();

@@ -55,7 +55,7 @@ enum Command {
     Serve(ServeArgs),
     /// Call a method on a peer (a tcurl for tchan).
     #[command(after_help = CALL_EXIT_HELP)]
-    Call(CallArgs),
+    Call(Box<CallArgs>),
     /// Decode a captured TChannel byte stream into one JSON object per line.
     ///
     /// Exit status: 0 when every byte was decoded (messages still open at the
@@ -138,7 +138,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Decode { file, hex } => decode(file, hex),
         Command::Serve(args) => run_current_thread(serve(args)),
-        Command::Call(args) => run_current_thread(call(args)),
+        Command::Call(args) => run_current_thread(call(*args)),
     }
 }
 

@@ -95,7 +95,7 @@ impl FrameHeader {
     /// `16 <= size <= max_frame_size`. Returns `Ok(None)` when fewer than 16
     /// bytes are available.
     pub fn parse(buf: &[u8], max_frame_size: usize) -> Result<Option<FrameHeader>, DecodeError> {
-        let Some(&[hi, lo]) = buf.get(..2).map(|b| <&[u8; 2]>::try_from(b).ok()).flatten() else {
+        let Some(&[hi, lo]) = buf.get(..2).and_then(|b| <&[u8; 2]>::try_from(b).ok()) else {
             return Ok(None);
         };
         let size = u16::from_be_bytes([hi, lo]);

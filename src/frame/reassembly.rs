@@ -418,19 +418,17 @@ impl Reassembler {
                 c.update(&chunk);
             }
         }
-        if verify {
-            if let Some(c) = self.checksum.as_mut() {
-                let last_chunk = frame.args.last().unwrap_or_default();
-                let computed = c.finish_frame(&last_chunk);
-                if c.checksum_type() != ChecksumType::NONE && computed != frame.checksum.value {
-                    self.checksum_ok = false;
-                    if !self.lenient {
-                        return Err(ReassemblyError::ChecksumMismatch {
-                            frame: self.frames,
-                            carried: frame.checksum.value,
-                            computed,
-                        });
-                    }
+        if verify && let Some(c) = self.checksum.as_mut() {
+            let last_chunk = frame.args.last().unwrap_or_default();
+            let computed = c.finish_frame(&last_chunk);
+            if c.checksum_type() != ChecksumType::NONE && computed != frame.checksum.value {
+                self.checksum_ok = false;
+                if !self.lenient {
+                    return Err(ReassemblyError::ChecksumMismatch {
+                        frame: self.frames,
+                        carried: frame.checksum.value,
+                        computed,
+                    });
                 }
             }
         }

@@ -543,10 +543,10 @@ impl Connection {
                     self.abort_inbound(id, ErrorCode::BUSY, "too many bytes in flight", now);
                     return;
                 }
-                if chunks.message_complete() {
-                    if let Some(c) = self.in_calls.get_mut(&id) {
-                        c.request = None;
-                    }
+                if chunks.message_complete()
+                    && let Some(c) = self.in_calls.get_mut(&id)
+                {
+                    c.request = None;
                 }
                 self.events.push_back(Event::RequestContinue { id, chunks });
             }
@@ -714,10 +714,10 @@ impl Connection {
         if self.handshake_deadline.is_some_and(|d| d <= now) {
             return self.close(CloseReason::HandshakeTimeout);
         }
-        if let State::Draining { deadline } = self.state {
-            if deadline <= now {
-                return self.close(CloseReason::DrainTimeout);
-            }
+        if let State::Draining { deadline } = self.state
+            && deadline <= now
+        {
+            return self.close(CloseReason::DrainTimeout);
         }
         while let Some(&(at, dir, id)) = self.deadlines.first() {
             if at > now {
@@ -750,23 +750,23 @@ impl Connection {
             self.tombstones.pop_front();
             self.tombstone_set.remove(&(dir, id));
         }
-        if let (Some(next), Some(k)) = (self.keepalive_next, self.config.keepalive) {
-            if next <= now {
-                if let Some(unanswered) = self.keepalive_ping.take() {
-                    // Only our own keepalive ping counts; pings the
-                    // application sent keep waiting for their answer.
-                    self.pings.remove(&unanswered);
-                    self.keepalive_unanswered += 1;
-                    if self.keepalive_unanswered >= k.max_unanswered {
-                        return self.close(CloseReason::KeepaliveTimeout);
-                    }
+        if let (Some(next), Some(k)) = (self.keepalive_next, self.config.keepalive)
+            && next <= now
+        {
+            if let Some(unanswered) = self.keepalive_ping.take() {
+                // Only our own keepalive ping counts; pings the
+                // application sent keep waiting for their answer.
+                self.pings.remove(&unanswered);
+                self.keepalive_unanswered += 1;
+                if self.keepalive_unanswered >= k.max_unanswered {
+                    return self.close(CloseReason::KeepaliveTimeout);
                 }
-                let id = self.alloc_id();
-                self.pings.insert(id);
-                self.keepalive_ping = Some(id);
-                self.queue(Frame::PingReq(Ping::new(id)));
-                self.keepalive_next = Some(now + k.interval);
             }
+            let id = self.alloc_id();
+            self.pings.insert(id);
+            self.keepalive_ping = Some(id);
+            self.queue(Frame::PingReq(Ping::new(id)));
+            self.keepalive_next = Some(now + k.interval);
         }
         self.maybe_drained();
     }

@@ -615,10 +615,8 @@ fn feed_inbound(
         }
     }
     if inb.stream.is_some() {
-        if complete {
-            if let Some(s) = inb.stream.take() {
-                s.finish();
-            }
+        if complete && let Some(s) = inb.stream.take() {
+            s.finish();
         }
         return;
     }
@@ -718,10 +716,10 @@ async fn respond(
         }
     };
     let mut pairs: Vec<(Bytes, Bytes)> = Vec::with_capacity(resp.headers.len() + 1);
-    if let Some(s) = scheme {
-        if !resp.headers.iter().any(|(k, _)| k == "as") {
-            pairs.push((Bytes::from_static(b"as"), s));
-        }
+    if let Some(s) = scheme
+        && !resp.headers.iter().any(|(k, _)| k == "as")
+    {
+        pairs.push((Bytes::from_static(b"as"), s));
     }
     for (k, v) in resp.headers {
         pairs.push((k.into(), v.into()));
@@ -746,10 +744,9 @@ async fn respond(
             if let Err(e) = st
                 .conn
                 .send_response(id, resp.code, headers, [b"", &resp.arg2, &arg3])
+                && e.code != ErrorCode::CANCELLED
             {
-                if e.code != ErrorCode::CANCELLED {
-                    let _ = st.conn.send_error(id, ErrorCode::UNEXPECTED, &e.message);
-                }
+                let _ = st.conn.send_error(id, ErrorCode::UNEXPECTED, &e.message);
             }
         }
         Body::Stream(mut stream) => {
