@@ -8,7 +8,9 @@ use tchan::{CallRequest, Channel, Request, Response};
 use tokio::io::AsyncWriteExt;
 
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 async fn settle(channels: &[&Channel]) {
@@ -20,7 +22,10 @@ async fn settle(channels: &[&Channel]) {
     }
     panic!(
         "connections still open: {:?}",
-        channels.iter().map(|c| c.active_connections()).collect::<Vec<_>>()
+        channels
+            .iter()
+            .map(|c| c.active_connections())
+            .collect::<Vec<_>>()
     );
 }
 
@@ -52,7 +57,10 @@ async fn a_thousand_killed_connections_leave_no_descriptor_behind() {
             0 => {
                 // A clean call, then the client closes.
                 let c = cli.connect(addr).await.unwrap();
-                let r = c.call(CallRequest::new("svc", "echo").arg3("x")).await.unwrap();
+                let r = c
+                    .call(CallRequest::new("svc", "echo").arg3("x"))
+                    .await
+                    .unwrap();
                 assert_eq!(&r.arg3[..], b"x");
                 c.close();
             }
@@ -82,5 +90,9 @@ async fn a_thousand_killed_connections_leave_no_descriptor_behind() {
     settle(&[&srv, &cli]).await;
     // Give the runtime a moment to release sockets it closed on other tasks.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(open_fds(), before, "descriptors before and after 1000 connections");
+    assert_eq!(
+        open_fds(),
+        before,
+        "descriptors before and after 1000 connections"
+    );
 }

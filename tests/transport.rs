@@ -677,3 +677,51 @@ async fn a_client_that_does_not_listen_is_ephemeral() {
     assert_eq!(info.host_port, addr.to_string());
     assert_eq!(info.headers.get(b"tchannel_language"), Some(&b"rust"[..]));
 }
+
+#[tokio::test]
+async fn a_peer_that_stalls_inside_a_frame_is_disconnected() {
+    // [FRAME-13] a partial frame may wait, but not forever: the read timeout closes it
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = ChannelConfig {
+        read_timeout: Duration::from_millis(200),
+        ..ChannelConfig::default()
+    };
+    let srv = Channel::with_config("server", config);
+    let addr = srv.listen("127.0.0.1:0").await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Half of a frame header, then silence.
+    s.write_all(&[0x00, 0x40, 0x01, 0x00, 0x00]).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("the server closed the connection")
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn inbound_connections_beyond_the_limit_are_refused() {
+    let config = ChannelConfig {
+        max_inbound_connections: 2,
+        ..ChannelConfig::default()
+    };
+    let srv = Channel::with_config("server", config);
+    srv.register("svc", "echo", echo);
+    let addr = srv.listen("127.0.0.1:0").await.unwrap();
+    let cli = Channel::new("client");
+    let a = cli.connect(addr).await.unwrap();
+    let b = cli.connect(addr).await.unwrap();
+    let e = cli.connect(addr).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NETWORK);
+    a.close();
+    a.closed().await;
+    for _ in 0..100 {
+        if srv.active_connections() < 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let c = cli.connect(addr).await.unwrap();
+    c.call(CallRequest::new("svc", "echo")).await.unwrap();
+    b.call(CallRequest::new("svc", "echo")).await.unwrap();
+}

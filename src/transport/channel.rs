@@ -32,6 +32,9 @@ pub struct ChannelConfig {
     pub max_write_queue: usize,
     /// Time a drain may take before connections are closed. Default 10 s.
     pub drain_timeout: Duration,
+    /// Record per-call counters and latency histograms through the `metrics`
+    /// facade (a no-op without an installed recorder). Default true.
+    pub metrics: bool,
 }
 
 impl Default for ChannelConfig {
@@ -42,6 +45,7 @@ impl Default for ChannelConfig {
             read_timeout: Duration::from_secs(30),
             max_write_queue: 8 * 1024 * 1024,
             drain_timeout: Duration::from_secs(10),
+            metrics: true,
         }
     }
 }
@@ -191,6 +195,7 @@ impl Channel {
             DriverConfig {
                 read_timeout: config.read_timeout,
                 max_write_queue: config.max_write_queue,
+                metrics: config.metrics,
             },
             self.inner.registry.clone(),
             peer,

@@ -9,8 +9,10 @@ use tokio::sync::oneshot;
 
 use super::body::Body;
 use super::driver::{CURRENT_CALL, CallGuard, Reply, Shared, Waiter, now};
+use super::observe;
 use crate::frame::{ChecksumType, ErrorCode, ResponseCode, Tracing, TransportHeaders};
 use crate::proto::{CallError, PeerInfo, RequestHead};
+use tracing::Instrument;
 
 /// Per-call options.
 #[derive(Debug, Clone)]
@@ -161,6 +163,23 @@ pub struct StreamingResponse {
     pub arg3: Body,
 }
 
+/// A response's code, whichever way it was delivered.
+trait HasCode {
+    fn code(&self) -> ResponseCode;
+}
+
+impl HasCode for CallResponse {
+    fn code(&self) -> ResponseCode {
+        self.code
+    }
+}
+
+impl HasCode for StreamingResponse {
+    fn code(&self) -> ResponseCode {
+        self.code
+    }
+}
+
 /// A handle on one connection, for making calls.
 #[derive(Clone)]
 pub struct Client {
@@ -285,13 +304,13 @@ impl Client {
         self.send(req, Reply::Streaming(tx), rx).await
     }
 
-    async fn send<T>(
+    async fn send<T: HasCode>(
         &self,
         req: CallRequest,
         reply: Reply,
         rx: oneshot::Receiver<Result<T, CallError>>,
     ) -> Result<T, CallError> {
-        let mut reply = Some(reply);
+        let reply = Some(reply);
         let CallRequest {
             service,
             method,
@@ -318,6 +337,46 @@ impl Client {
             deadline,
             checksum: options.checksum,
         };
+        let labels = self.shared.config.metrics.then(|| {
+            let peer = self
+                .shared
+                .peer_addr
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            observe::CallLabels::new(&head.service, &method, &peer)
+        });
+        if let Some(l) = &labels {
+            observe::outbound_sent(l);
+        }
+        let span = tracing::debug_span!(
+            "outbound call",
+            service = %String::from_utf8_lossy(&head.service),
+            method = %String::from_utf8_lossy(&method),
+            peer = ?self.shared.peer_addr,
+        );
+        let result = self
+            .send_inner(method, arg2, arg3, head, deadline, reply, rx)
+            .instrument(span)
+            .await;
+        if let Some(l) = &labels {
+            observe::outbound_done(l, result.as_ref().map(HasCode::code), now() - start);
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_inner<T>(
+        &self,
+        method: Bytes,
+        arg2: Bytes,
+        arg3: Body,
+        head: RequestHead,
+        deadline: std::time::Instant,
+        reply: Option<Reply>,
+        rx: oneshot::Receiver<Result<T, CallError>>,
+    ) -> Result<T, CallError> {
+        let mut reply = reply;
+        let start = now();
         self.wait_for_space(deadline).await?;
         let mut guard = CallGuard {
             shared: self.shared.clone(),
@@ -377,6 +436,40 @@ impl Client {
                 _ = space => {}
                 _ = sleep => return Err(CallError::local(ErrorCode::TIMEOUT, "write queue stayed full until the deadline")),
             }
+        }
+    }
+}
+
+#[cfg(feature = "tower")]
+mod tower_impl {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::{CallError, CallRequest, CallResponse, Client};
+    use crate::frame::ErrorCode;
+
+    /// The client call path as a `tower::Service`, so tower layers (timeouts,
+    /// retries, rate limits, ...) can wrap it.
+    impl tower_service::Service<CallRequest> for Client {
+        type Response = CallResponse;
+        type Error = CallError;
+        type Future = Pin<Box<dyn Future<Output = Result<CallResponse, CallError>> + Send>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), CallError>> {
+            if self.is_closed() {
+                Poll::Ready(Err(CallError::local(
+                    ErrorCode::NETWORK,
+                    "connection closed",
+                )))
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        }
+
+        fn call(&mut self, req: CallRequest) -> Self::Future {
+            let client = self.clone();
+            Box::pin(async move { client.call(req).await })
         }
     }
 }

@@ -26,10 +26,12 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Sleep;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::body::{ArgSender, Body, arg_stream};
 use super::client::{CallResponse, StreamingResponse};
 use super::handler::{HandlerResult, Lookup, Registered, Registry, Request};
+use super::observe;
 use crate::codec::{CodecError, FrameCodec};
 use crate::frame::{
     ArgChunk, ArgCollector, ErrorCode, FrameChunks, ResponseCode, Tracing, TransportHeaders,
@@ -58,6 +60,7 @@ pub(crate) fn now() -> Instant {
 pub(crate) struct DriverConfig {
     pub(crate) read_timeout: Duration,
     pub(crate) max_write_queue: usize,
+    pub(crate) metrics: bool,
 }
 
 /// State shared between the driver and the handles that make calls on it.
@@ -300,16 +303,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
                     };
                     let cancel = req.cancel.clone();
                     let scheme = req.headers.get(b"as").map(Bytes::copy_from_slice);
+                    let labels =
+                        self.shared.config.metrics.then(|| {
+                            observe::CallLabels::new(&req.service, &req.method, &req.peer)
+                        });
+                    let span = tracing::debug_span!(
+                        "inbound call",
+                        service = %String::from_utf8_lossy(&req.service),
+                        method = %String::from_utf8_lossy(&req.method),
+                        peer = %req.peer,
+                        id,
+                    );
+                    if let Some(l) = &labels {
+                        observe::inbound_received(l);
+                    }
+                    let start = std::time::Instant::now();
                     let fut = registered.handler.call(req);
                     let shared = self.shared.clone();
-                    self.tasks.push(Box::pin(async move {
-                        let res = tokio::select! {
-                            biased;
-                            _ = cancel.cancelled() => return,
-                            r = CURRENT_CALL.scope(ctx, fut) => r,
-                        };
-                        respond(&shared, id, res, scheme, &cancel).await;
-                    }));
+                    self.tasks.push(Box::pin(
+                        async move {
+                            let res = tokio::select! {
+                                biased;
+                                _ = cancel.cancelled() => return,
+                                r = CURRENT_CALL.scope(ctx, fut) => r,
+                            };
+                            if let Some(l) = &labels {
+                                let r = res.as_ref().map(|r| r.code);
+                                observe::inbound_done(l, r, start.elapsed());
+                            }
+                            respond(&shared, id, res, scheme, &cancel).await;
+                        }
+                        .instrument(span),
+                    ));
                 }
             }
         }

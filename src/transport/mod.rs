@@ -11,6 +11,7 @@ mod channel;
 mod client;
 mod driver;
 mod handler;
+mod observe;
 
 pub use body::{ArgStream, Body};
 pub use channel::{Channel, ChannelConfig};
