@@ -56,8 +56,27 @@ fuzz_target!(|data: &[u8]| {
     let chunked = decode_chunks(&mut make(), chunks.iter().copied());
 
     assert_eq!(whole.frames, chunked.frames, "frames differ between feeds");
-    assert_eq!(whole.error, chunked.error, "errors differ between feeds");
-    assert_eq!(whole.rest, chunked.rest, "leftover bytes differ between feeds");
+    // The same error, except that a size error seen with only the 2 size
+    // bytes buffered cannot name the frame type (see README, known issues).
+    match (&whole.error, &chunked.error) {
+        (None, None) => {}
+        (Some(a), Some(b)) => {
+            assert_eq!(
+                (a.kind(), a.field(), a.offset()),
+                (b.kind(), b.field(), b.offset())
+            );
+            let types = (a.frame_type(), b.frame_type());
+            assert!(
+                types.0 == types.1 || types.0.is_none() || types.1.is_none(),
+                "{a} vs {b}"
+            );
+        }
+        (a, b) => panic!("errors differ between feeds: {a:?} vs {b:?}"),
+    }
+    assert_eq!(
+        whole.rest, chunked.rest,
+        "leftover bytes differ between feeds"
+    );
 
     let mut pos = 0;
     for f in &whole.frames {
@@ -66,11 +85,17 @@ fuzz_target!(|data: &[u8]| {
         let raw = &stream[pos..pos + len];
         assert_eq!(Frame::decode(Bytes::copy_from_slice(raw)).as_ref(), Ok(f));
         let mut out = BytesMut::new();
-        make().encode(f, &mut out).expect("a decoded frame must re-encode");
+        make()
+            .encode(f, &mut out)
+            .expect("a decoded frame must re-encode");
         assert_eq!(&out[..], &zero_reserved(raw)[..]);
         pos += len;
     }
     if whole.error.is_none() {
-        assert_eq!(&whole.rest[..], &stream[pos..], "leftover is not the undecoded tail");
+        assert_eq!(
+            &whole.rest[..],
+            &stream[pos..],
+            "leftover is not the undecoded tail"
+        );
     }
 });

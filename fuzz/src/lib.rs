@@ -1,8 +1,8 @@
 //! Helpers shared by the fuzz targets in `fuzz_targets/`.
 
 use bytes::BytesMut;
-use tchan::codec::FrameCodec;
-use tchan::frame::{CallFragment, Frame, HEADER_LEN};
+use tchan::codec::{CodecError, FrameCodec};
+use tchan::frame::{CallFragment, DecodeError, Frame, HEADER_LEN};
 use tokio_util::codec::Decoder;
 
 /// `frame` with the reserved header bytes (offset 3 and 8..16) set to zero:
@@ -39,8 +39,8 @@ pub fn call_fragment(frame: &Frame) -> Option<CallFragment<'_>> {
 pub struct Outcome {
     /// Frames decoded before the stream ended or failed.
     pub frames: Vec<Frame>,
-    /// The error, rendered, if decoding failed.
-    pub error: Option<String>,
+    /// The error, if decoding failed.
+    pub error: Option<DecodeError>,
     /// Bytes left in the read buffer (only compared when there was no error).
     pub rest: Vec<u8>,
 }
@@ -59,13 +59,14 @@ pub fn decode_chunks<'a>(
             match codec.decode(&mut buf) {
                 Ok(Some(f)) => frames.push(f),
                 Ok(None) => break,
-                Err(e) => {
+                Err(CodecError::Decode(e)) => {
                     return Outcome {
                         frames,
-                        error: Some(e.to_string()),
+                        error: Some(e),
                         rest: Vec::new(),
                     };
                 }
+                Err(e) => panic!("decoding a buffer gave a non-decode error: {e}"),
             }
         }
     }

@@ -100,8 +100,10 @@ impl FrameHeader {
         };
         let size = u16::from_be_bytes([hi, lo]);
         let frame_type = FrameType(buf.get(2).copied().unwrap_or(0));
-        // [FRAME-4] a bad size is reported as soon as its two bytes are there.
-        let known = (buf.len() > 2).then_some(frame_type);
+        // [FRAME-4] a bad size is reported as soon as its two bytes are there
+        // (without the type, which may not have arrived: the error must not
+        // depend on how the bytes were cut into reads).
+        let known = None;
         if usize::from(size) < HEADER_LEN {
             return Err(DecodeError::new(
                 known,

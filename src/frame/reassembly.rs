@@ -197,6 +197,10 @@ pub enum ReassemblyError {
     /// A second first frame (call req / call res) arrived for the message.
     #[error("a second first frame for the same message")]
     AlreadyStarted,
+    /// A frame arrived after an earlier one was refused: a failed message
+    /// stays failed.
+    #[error("frame after the message failed")]
+    AlreadyFailed,
 }
 
 impl ReassemblyError {
@@ -264,6 +268,7 @@ pub struct Reassembler {
     frames: u32,
     bytes: u64,
     done: bool,
+    failed: bool,
     checksum_ok: bool,
     violations: Violations,
 }
@@ -280,6 +285,7 @@ impl Reassembler {
             frames: 0,
             bytes: 0,
             done: false,
+            failed: false,
             checksum_ok: true,
             violations: Violations::default(),
         }
@@ -336,8 +342,18 @@ impl Reassembler {
         if fatal { Err(err) } else { Ok(()) }
     }
 
-    /// Takes the next frame of the message.
+    /// Takes the next frame of the message. After an error every later push
+    /// fails with [`ReassemblyError::AlreadyFailed`].
     pub fn push(&mut self, frame: CallFragment<'_>) -> Result<FrameChunks, ReassemblyError> {
+        if self.failed {
+            return Err(ReassemblyError::AlreadyFailed);
+        }
+        let r = self.push_inner(frame);
+        self.failed = r.is_err();
+        r
+    }
+
+    fn push_inner(&mut self, frame: CallFragment<'_>) -> Result<FrameChunks, ReassemblyError> {
         if self.done {
             return Err(ReassemblyError::AlreadyComplete);
         }
@@ -507,5 +523,50 @@ impl ArgCollector {
                 ArgBuf::Many(m) => m.freeze(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{ArgChunks, ChecksumField, Flags};
+
+    fn frag(first: bool, flags: u8, args: &ArgChunks) -> CallFragment<'_> {
+        CallFragment {
+            first,
+            flags: Flags(flags),
+            checksum: ChecksumField::NONE,
+            headers: None,
+            args,
+        }
+    }
+
+    #[test]
+    fn a_failed_message_stays_failed() {
+        // [FRAG-13] after an error nothing more is accepted for the message
+        let limits = ReassemblyLimits {
+            max_arg1_len: 4,
+            ..ReassemblyLimits::default()
+        };
+        let mut r = Reassembler::new(limits);
+        let long = ArgChunks::from_chunks([b"toolong"]);
+        assert_eq!(
+            r.push(frag(true, 1, &long)).unwrap_err(),
+            ReassemblyError::Arg1TooLong { max: 4 }
+        );
+        let rest = ArgChunks::from_chunks([&b"x"[..], b"", b""]);
+        assert_eq!(
+            r.push(frag(false, 0, &rest)).unwrap_err(),
+            ReassemblyError::AlreadyFailed
+        );
+        let mut r = Reassembler::new(ReassemblyLimits::default());
+        assert_eq!(
+            r.push(frag(false, 0, &rest)).unwrap_err(),
+            ReassemblyError::NotStarted
+        );
+        assert_eq!(
+            r.push(frag(true, 0, &rest)).unwrap_err(),
+            ReassemblyError::AlreadyFailed
+        );
     }
 }
