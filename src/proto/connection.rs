@@ -1134,7 +1134,9 @@ impl Connection {
                     NO_MESSAGE_ID,
                     ErrorCode::DECLINED,
                     Tracing::default(),
-                    "connection draining",
+                    // node stops sending new calls on a message that starts
+                    // with "draining:"; tchan reads any such frame (CONN-16).
+                    "draining: tchan is shutting down",
                 );
                 self.state = State::Draining { deadline };
                 self.maybe_drained();

@@ -171,7 +171,7 @@ impl Channel {
                 let _ = sock.set_nodelay(true);
                 this.inner.inbound.fetch_add(1, Ordering::Relaxed);
                 let conn = Connection::acceptor(config.connection.clone(), now());
-                let shared = this.start(sock, conn, Some(peer), &config, true);
+                let shared = this.start(sock, conn, Some(peer), &config, true, None);
                 drop(shared);
             }
         });
@@ -186,6 +186,7 @@ impl Channel {
         peer: Option<SocketAddr>,
         config: &ChannelConfig,
         inbound: bool,
+        ready: Option<oneshot::Sender<Result<crate::proto::PeerInfo, CallError>>>,
     ) -> Arc<Shared>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -200,6 +201,11 @@ impl Channel {
             self.inner.registry.clone(),
             peer,
         );
+        // Registered before the driver runs, so a fast handshake cannot
+        // finish before anyone waits for it.
+        if let Some(tx) = ready {
+            shared.lock().ready.push(tx);
+        }
         {
             let mut conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
             conns.retain(|w| w.strong_count() > 0);
@@ -239,9 +245,7 @@ impl Channel {
         let config = self.config();
         let conn = Connection::initiator(config.connection.clone(), now());
         let (tx, rx) = oneshot::channel();
-        let shared = self.start(io, conn, peer, &config, false);
-        shared.lock().ready.push(tx);
-        shared.waker.wake();
+        let shared = self.start(io, conn, peer, &config, false, Some(tx));
         match rx.await {
             Ok(Ok(_info)) => Ok(Client {
                 shared,
@@ -260,7 +264,7 @@ impl Channel {
     {
         let config = self.config();
         let conn = Connection::acceptor(config.connection.clone(), now());
-        let shared = self.start(io, conn, None, &config, false);
+        let shared = self.start(io, conn, None, &config, false, None);
         Client {
             shared,
             caller: self.inner.name.clone(),
