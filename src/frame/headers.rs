@@ -206,6 +206,17 @@ impl<W: Width> Headers<W> {
             .last()
     }
 
+    /// Like [`Headers::get`], as a `Bytes` that shares the headers' buffer.
+    pub fn get_bytes(&self, key: &[u8]) -> Option<Bytes> {
+        self.get(key).map(|v| {
+            if v.is_empty() {
+                Bytes::new()
+            } else {
+                self.raw.slice_ref(v)
+            }
+        })
+    }
+
     /// Bytes on the wire, count prefix included.
     pub fn encoded_len(&self) -> usize {
         W::BYTES + self.raw.len()

@@ -59,6 +59,9 @@ struct ChannelInner {
     active: AtomicUsize,
     idle: Notify,
     stop_accepting: CancellationToken,
+    /// Runtimes that accepted connections are spread over (round robin).
+    workers: Mutex<Vec<tokio::runtime::Handle>>,
+    next_worker: AtomicUsize,
 }
 
 /// A TChannel endpoint: named by the service it calls as (`cn`), it serves
@@ -95,6 +98,8 @@ impl Channel {
                 active: AtomicUsize::new(0),
                 idle: Notify::new(),
                 stop_accepting: CancellationToken::new(),
+                workers: Mutex::new(Vec::new()),
+                next_worker: AtomicUsize::new(0),
             }),
         }
     }
@@ -137,6 +142,15 @@ impl Channel {
         );
     }
 
+    /// Spreads the connections this channel accepts over these runtimes,
+    /// round robin (each connection then stays on its runtime's thread). With
+    /// one current-thread runtime per core, a server uses every core without
+    /// moving calls between threads. Without workers, connections run on the
+    /// runtime that accepted them.
+    pub fn spread_connections_over(&self, workers: Vec<tokio::runtime::Handle>) {
+        *self.inner.workers.lock().unwrap_or_else(|e| e.into_inner()) = workers;
+    }
+
     /// Listens on `addr` and serves every connection accepted. Returns the
     /// bound address (useful with port 0). Our `host_port` becomes that address.
     pub async fn listen(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
@@ -170,9 +184,41 @@ impl Channel {
                 }
                 let _ = sock.set_nodelay(true);
                 this.inner.inbound.fetch_add(1, Ordering::Relaxed);
-                let conn = Connection::acceptor(config.connection.clone(), now());
-                let shared = this.start(sock, conn, Some(peer), &config, true, None);
-                drop(shared);
+                let worker = {
+                    let w = this.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
+                    (!w.is_empty())
+                        .then(|| w[this.inner.next_worker.fetch_add(1, Ordering::Relaxed) % w.len()].clone())
+                };
+                match worker {
+                    None => {
+                        let conn = Connection::acceptor(config.connection.clone(), now());
+                        drop(this.start(sock, conn, Some(peer), &config, true, None));
+                    }
+                    Some(handle) => {
+                        // The socket moves to the worker's reactor there.
+                        let this = this.clone();
+                        let std_sock = match sock.into_std() {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot hand a socket to a worker");
+                                this.inner.inbound.fetch_sub(1, Ordering::Relaxed);
+                                continue;
+                            }
+                        };
+                        handle.spawn(async move {
+                            match TcpStream::from_std(std_sock) {
+                                Ok(sock) => {
+                                    let conn = Connection::acceptor(config.connection.clone(), now());
+                                    drop(this.start(sock, conn, Some(peer), &config, true, None));
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "worker could not adopt a socket");
+                                    this.inner.inbound.fetch_sub(1, Ordering::Relaxed);
+                                }
+                            }
+                        });
+                    }
+                }
             }
         });
         Ok(local)

@@ -9,7 +9,6 @@ use tokio::sync::oneshot;
 
 use super::body::Body;
 use super::driver::{CURRENT_CALL, CallGuard, Reply, Shared, Waiter, now};
-use super::observe;
 use crate::frame::{ChecksumType, ErrorCode, ResponseCode, Tracing, TransportHeaders};
 use crate::proto::{CallError, PeerInfo, RequestHead};
 use tracing::Instrument;
@@ -337,16 +336,22 @@ impl Client {
             deadline,
             checksum: options.checksum,
         };
-        let labels = self.shared.config.metrics.then(|| {
-            let peer = self
-                .shared
-                .peer_addr
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            observe::CallLabels::new(&head.service, &method, &peer)
+        let metrics = self.shared.config.metrics.then(|| {
+            let peer = || {
+                let hp = self
+                    .shared
+                    .lock()
+                    .conn
+                    .peer()
+                    .map(|p| p.host_port.clone())
+                    .unwrap_or_default();
+                self.shared.peer_label(&hp)
+            };
+            let mut cache = self.shared.metrics_lock();
+            cache.0.get(true, &head.service, &method, peer)
         });
-        if let Some(l) = &labels {
-            observe::outbound_sent(l);
+        if let Some(m) = &metrics {
+            m.started();
         }
         let span = tracing::debug_span!(
             "outbound call",
@@ -354,12 +359,14 @@ impl Client {
             method = %String::from_utf8_lossy(&method),
             peer = ?self.shared.peer_addr,
         );
-        let result = self
-            .send_inner(method, arg2, arg3, head, deadline, reply, rx)
-            .instrument(span)
-            .await;
-        if let Some(l) = &labels {
-            observe::outbound_done(l, result.as_ref().map(HasCode::code), now() - start);
+        let fut = self.send_inner(method, arg2, arg3, head, deadline, reply, rx);
+        let result = if span.is_disabled() {
+            fut.await
+        } else {
+            fut.instrument(span).await
+        };
+        if let Some(m) = &metrics {
+            m.done(result.as_ref().map(HasCode::code), now() - start);
         }
         result
     }

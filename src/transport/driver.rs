@@ -76,6 +76,8 @@ pub(crate) struct Shared {
     pub(crate) peer_addr: Option<SocketAddr>,
     pub(crate) finished: AtomicBool,
     pub(crate) finished_notify: Notify,
+    /// Metric handles: (outbound, inbound).
+    metrics: Mutex<(observe::MetricsCache, observe::MetricsCache)>,
 }
 
 pub(crate) struct ConnState {
@@ -169,7 +171,26 @@ impl Shared {
             peer_addr,
             finished: AtomicBool::new(false),
             finished_notify: Notify::new(),
+            metrics: Mutex::new(Default::default()),
         })
+    }
+
+    pub(crate) fn metrics_lock(
+        &self,
+    ) -> MutexGuard<'_, (observe::MetricsCache, observe::MetricsCache)> {
+        self.metrics.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `peer` label: the peer's `host_port`, or its socket address when
+    /// it does not listen.
+    pub(crate) fn peer_label(&self, host_port: &str) -> String {
+        if host_port.is_empty() || crate::frame::is_ephemeral(host_port) {
+            self.peer_addr
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| host_port.to_string())
+        } else {
+            host_port.to_string()
+        }
     }
 
     /// True when the write queue is over its limit.
@@ -302,11 +323,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
                         deadline: req.deadline,
                     };
                     let cancel = req.cancel.clone();
-                    let scheme = req.headers.get(b"as").map(Bytes::copy_from_slice);
-                    let labels =
-                        self.shared.config.metrics.then(|| {
-                            observe::CallLabels::new(&req.service, &req.method, &req.peer)
-                        });
+                    let scheme = req.headers.get_bytes(b"as");
+                    let metrics = self.shared.config.metrics.then(|| {
+                        let peer = || self.shared.peer_label(&req.peer);
+                        let mut cache = self.shared.metrics_lock();
+                        cache.1.get(false, &req.service, &req.method, peer)
+                    });
+                    if let Some(m) = &metrics {
+                        m.started();
+                    }
                     let span = tracing::debug_span!(
                         "inbound call",
                         service = %String::from_utf8_lossy(&req.service),
@@ -314,27 +339,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
                         peer = %req.peer,
                         id,
                     );
-                    if let Some(l) = &labels {
-                        observe::inbound_received(l);
-                    }
                     let start = std::time::Instant::now();
                     let fut = registered.handler.call(req);
                     let shared = self.shared.clone();
-                    self.tasks.push(Box::pin(
-                        async move {
-                            let res = tokio::select! {
-                                biased;
-                                _ = cancel.cancelled() => return,
-                                r = CURRENT_CALL.scope(ctx, fut) => r,
-                            };
-                            if let Some(l) = &labels {
-                                let r = res.as_ref().map(|r| r.code);
-                                observe::inbound_done(l, r, start.elapsed());
-                            }
-                            respond(&shared, id, res, scheme, &cancel).await;
+                    let task = async move {
+                        let res = tokio::select! {
+                            biased;
+                            _ = cancel.cancelled() => return,
+                            r = CURRENT_CALL.scope(ctx, fut) => r,
+                        };
+                        if let Some(m) = &metrics {
+                            m.done(res.as_ref().map(|r| r.code), start.elapsed());
                         }
-                        .instrument(span),
-                    ));
+                        respond(&shared, id, res, scheme, &cancel).await;
+                    };
+                    if span.is_disabled() {
+                        self.tasks.push(Box::pin(task));
+                    } else {
+                        self.tasks.push(Box::pin(task.instrument(span)));
+                    }
                 }
             }
         }

@@ -1,87 +1,118 @@
 //! Observability: a `tracing` span per call and counters and latency
 //! histograms through the `metrics` facade, named after TChannel's metrics
 //! conventions (`outbound.calls.*`, `inbound.calls.*`). Labels: `service`,
-//! `method` (arg1, lossy UTF-8) and `peer` (the peer's `host_port`); system
-//! errors add `type` (the error code's name).
+//! `method` (arg1, lossy UTF-8) and `peer` (the peer's `host_port`, or its
+//! socket address when it does not listen); system errors add `type` (the
+//! error code's name).
 //!
-//! Without an installed `metrics` recorder the calls are no-ops; with one,
-//! each call costs a few label allocations, so a channel can turn metrics off
-//! (`ChannelConfig::metrics`).
+//! Metric handles are registered once per (service, method) on each
+//! connection and kept, so a call costs a map lookup and a few atomic adds,
+//! not label allocations. Without an installed recorder the handles are
+//! no-ops. A channel can turn metrics off (`ChannelConfig::metrics`).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::{counter, histogram};
+use bytes::Bytes;
+use metrics::{Counter, Histogram, counter, histogram};
 
 use crate::frame::ResponseCode;
 use crate::proto::CallError;
 
-/// The labels of one call.
-#[derive(Debug, Clone)]
-pub(crate) struct CallLabels {
-    pub(crate) service: String,
-    pub(crate) method: String,
-    pub(crate) peer: String,
+/// Most (service, method) pairs cached per connection and direction; calls
+/// beyond it are recorded without caching.
+const MAX_CACHED: usize = 256;
+
+/// The metric handles of one (service, method, peer) in one direction.
+pub(crate) struct CallMetrics {
+    outbound: bool,
+    labels: [(&'static str, String); 3],
+    started: Counter,
+    success: Counter,
+    app_errors: Counter,
+    latency: Histogram,
 }
 
-impl CallLabels {
-    pub(crate) fn new(service: &[u8], method: &[u8], peer: &str) -> CallLabels {
-        CallLabels {
-            service: String::from_utf8_lossy(service).into_owned(),
-            method: String::from_utf8_lossy(method).into_owned(),
-            peer: peer.to_owned(),
+impl CallMetrics {
+    fn new(outbound: bool, service: &[u8], method: &[u8], peer: &str) -> CallMetrics {
+        let labels = [
+            ("service", String::from_utf8_lossy(service).into_owned()),
+            ("method", String::from_utf8_lossy(method).into_owned()),
+            ("peer", peer.to_owned()),
+        ];
+        let (started, success, app_errors, latency) = if outbound {
+            (
+                counter!("outbound.calls.send", &labels),
+                counter!("outbound.calls.success", &labels),
+                counter!("outbound.calls.app-errors", &labels),
+                histogram!("outbound.calls.latency", &labels),
+            )
+        } else {
+            (
+                counter!("inbound.calls.recvd", &labels),
+                counter!("inbound.calls.success", &labels),
+                counter!("inbound.calls.app-errors", &labels),
+                histogram!("inbound.calls.latency", &labels),
+            )
+        };
+        CallMetrics {
+            outbound,
+            labels,
+            started,
+            success,
+            app_errors,
+            latency,
         }
     }
-}
 
-fn labels(l: &CallLabels) -> [(&'static str, String); 3] {
-    [
-        ("service", l.service.clone()),
-        ("method", l.method.clone()),
-        ("peer", l.peer.clone()),
-    ]
-}
+    /// Records a call starting (sent, or received by its handler).
+    pub(crate) fn started(&self) {
+        self.started.increment(1);
+    }
 
-/// Records the start of an outbound call.
-pub(crate) fn outbound_sent(l: &CallLabels) {
-    counter!("outbound.calls.send", &labels(l)).increment(1);
-}
-
-/// Records the end of an outbound call.
-pub(crate) fn outbound_done(l: &CallLabels, r: Result<ResponseCode, &CallError>, took: Duration) {
-    record("outbound", l, r, took);
-}
-
-/// Records an inbound call reaching its handler.
-pub(crate) fn inbound_received(l: &CallLabels) {
-    counter!("inbound.calls.recvd", &labels(l)).increment(1);
-}
-
-/// Records the end of an inbound call.
-pub(crate) fn inbound_done(l: &CallLabels, r: Result<ResponseCode, &CallError>, took: Duration) {
-    record("inbound", l, r, took);
-}
-
-fn record(dir: &str, l: &CallLabels, r: Result<ResponseCode, &CallError>, took: Duration) {
-    let base = labels(l);
-    match (dir, r) {
-        ("outbound", Ok(c)) if c.is_ok() => counter!("outbound.calls.success", &base).increment(1),
-        ("inbound", Ok(c)) if c.is_ok() => counter!("inbound.calls.success", &base).increment(1),
-        ("outbound", Ok(_)) => counter!("outbound.calls.app-errors", &base).increment(1),
-        ("inbound", Ok(_)) => counter!("inbound.calls.app-errors", &base).increment(1),
-        (_, Err(e)) => {
-            let [a, b, c] = base.clone();
-            let with_type = [a, b, c, ("type", e.code.name().to_string())];
-            if dir == "outbound" {
-                counter!("outbound.calls.system-errors", &with_type).increment(1);
-            } else {
-                counter!("inbound.calls.system-errors", &with_type).increment(1);
+    /// Records a call's end.
+    pub(crate) fn done(&self, r: Result<ResponseCode, &CallError>, took: Duration) {
+        match r {
+            Ok(c) if c.is_ok() => self.success.increment(1),
+            Ok(_) => self.app_errors.increment(1),
+            Err(e) => {
+                // Rare: registered on the spot with the extra `type` label.
+                let [a, b, c] = self.labels.clone();
+                let labels = [a, b, c, ("type", e.code.name().to_string())];
+                if self.outbound {
+                    counter!("outbound.calls.system-errors", &labels).increment(1);
+                } else {
+                    counter!("inbound.calls.system-errors", &labels).increment(1);
+                }
             }
         }
-        _ => {}
+        self.latency.record(took.as_secs_f64() * 1000.0);
     }
-    if dir == "outbound" {
-        histogram!("outbound.calls.latency", &base).record(took.as_secs_f64() * 1000.0);
-    } else {
-        histogram!("inbound.calls.latency", &base).record(took.as_secs_f64() * 1000.0);
+}
+
+/// Cached handles for one connection and direction.
+#[derive(Default)]
+pub(crate) struct MetricsCache {
+    map: HashMap<(Bytes, Bytes), Arc<CallMetrics>>,
+}
+
+impl MetricsCache {
+    /// The handles for (service, method) towards/from `peer`.
+    pub(crate) fn get(
+        &mut self,
+        outbound: bool,
+        service: &Bytes,
+        method: &Bytes,
+        peer: impl FnOnce() -> String,
+    ) -> Arc<CallMetrics> {
+        if let Some(m) = self.map.get(&(service.clone(), method.clone())) {
+            return m.clone();
+        }
+        let m = Arc::new(CallMetrics::new(outbound, service, method, &peer()));
+        if self.map.len() < MAX_CACHED {
+            self.map.insert((service.clone(), method.clone()), m.clone());
+        }
+        m
     }
 }

@@ -1,0 +1,307 @@
+//! Closed-loop load generation for `tchan bench` (and `tchan demo`).
+//!
+//! `threads` current-thread runtimes, each on its own OS thread, share the
+//! `connections`; each connection lives on one runtime and carries its share
+//! of the `concurrency` workers. A worker makes one call at a time, back to
+//! back, until the run ends. Nothing crosses threads on the hot path: each
+//! runtime records into its own histogram, merged at the end.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+
+use crate::frame::{ChecksumType, ErrorCode};
+use crate::{CallRequest, Channel, Client};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// Peer, `host:port`.
+    pub peer: String,
+    /// Service to call.
+    pub service: String,
+    /// Method (arg1).
+    pub method: String,
+    /// Calls in flight in total.
+    pub concurrency: usize,
+    /// Measured time.
+    pub duration: Duration,
+    /// Time before measuring starts.
+    pub warmup: Duration,
+    /// arg3 bytes (arg2 is empty, `as=raw`).
+    pub size: usize,
+    /// TCP connections.
+    pub connections: usize,
+    /// Runtimes (threads).
+    pub threads: usize,
+    /// Checksum type.
+    pub checksum: ChecksumType,
+    /// Per-call timeout.
+    pub timeout: Duration,
+    /// Caller name (`cn`).
+    pub caller: String,
+}
+
+/// Live counters, readable while the run goes on (for a progress line).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Successful calls so far (measured window only).
+    pub calls: AtomicU64,
+    /// Failed calls so far (measured window only).
+    pub errors: AtomicU64,
+    /// True once warm-up is over.
+    pub measuring: std::sync::atomic::AtomicBool,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Successful calls.
+    pub calls: u64,
+    /// Failed calls (application errors included).
+    pub errors: u64,
+    /// Failed calls by code name (`timeout`, ..., `application`).
+    pub errors_by_code: BTreeMap<&'static str, u64>,
+    /// Attempts beyond the first.
+    pub retries: u64,
+    /// Successful calls per second of measured time.
+    pub calls_per_sec: f64,
+    /// Latency percentiles of successful calls, in microseconds.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Process CPU time per successful call, in microseconds.
+    pub cpu_us_per_call: f64,
+    /// The measured time.
+    pub elapsed: Duration,
+}
+
+/// The code names used in [`Report::errors_by_code`], in order.
+pub const ERROR_NAMES: [&str; 10] = [
+    "timeout",
+    "cancelled",
+    "busy",
+    "declined",
+    "unexpected",
+    "bad_request",
+    "network",
+    "unhealthy",
+    "protocol",
+    "application",
+];
+
+fn code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::TIMEOUT => "timeout",
+        ErrorCode::CANCELLED => "cancelled",
+        ErrorCode::BUSY => "busy",
+        ErrorCode::DECLINED => "declined",
+        ErrorCode::BAD_REQUEST => "bad_request",
+        ErrorCode::NETWORK => "network",
+        ErrorCode::UNHEALTHY => "unhealthy",
+        ErrorCode::PROTOCOL => "protocol",
+        _ => "unexpected",
+    }
+}
+
+struct ThreadResult {
+    hist: Histogram<u64>,
+    errors: BTreeMap<&'static str, u64>,
+}
+
+/// Runs the load and blocks until it is done. Fails only when no connection
+/// could be made at all.
+pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, crate::Error> {
+    let threads = config.threads.max(1).min(config.connections.max(1));
+    let connections = config.connections.max(1);
+    let concurrency = config.concurrency.max(1);
+    let start = Instant::now();
+    let measure_from = start + config.warmup;
+    let end = measure_from + config.duration;
+    let mut joins = Vec::new();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), crate::Error>>();
+    let go = Arc::new(std::sync::Barrier::new(threads + 1));
+    for t in 0..threads {
+        // Connections t, t+threads, ... live on thread t; workers likewise.
+        let conns: Vec<usize> = (t..connections).step_by(threads).collect();
+        let workers: Vec<usize> = (0..concurrency)
+            .filter(|w| conns.contains(&(w % connections)))
+            .map(|w| w % connections)
+            .collect();
+        let config = config.clone();
+        let progress = progress.clone();
+        let ready_tx = ready_tx.clone();
+        let go = go.clone();
+        joins.push(std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| crate::Error::local(ErrorCode::NETWORK, e.to_string()));
+            let rt = match rt {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    go.wait();
+                    return None;
+                }
+            };
+            rt.block_on(async move {
+                let channel = Channel::new(config.caller.clone());
+                let mut clients: BTreeMap<usize, Client> = BTreeMap::new();
+                for c in &conns {
+                    match channel.connect(config.peer.as_str()).await {
+                        Ok(client) => {
+                            clients.insert(*c, client);
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            go.wait();
+                            return None;
+                        }
+                    }
+                }
+                let _ = ready_tx.send(Ok(()));
+                drop(ready_tx);
+                // Everyone starts together (this thread's drivers idle meanwhile).
+                go.wait();
+                let payload = Bytes::from(vec![0x5a; config.size]);
+                let tasks = workers.into_iter().map(|c| {
+                    let client = clients[&c].clone();
+                    worker(client, config.clone(), payload.clone(), measure_from, end, progress.clone())
+                });
+                let results = futures::future::join_all(tasks).await;
+                let mut hist = new_hist();
+                let mut errors = BTreeMap::new();
+                for r in results {
+                    let _ = hist.add(&r.hist);
+                    for (k, v) in r.errors {
+                        *errors.entry(k).or_insert(0) += v;
+                    }
+                }
+                for c in clients.values() {
+                    c.close();
+                }
+                Some(ThreadResult { hist, errors })
+            })
+        }));
+    }
+    drop(ready_tx);
+    let mut first_error = None;
+    for r in ready_rx.iter().take(threads) {
+        if let Err(e) = r {
+            first_error.get_or_insert(e);
+        }
+    }
+    go.wait();
+    if let Some(e) = first_error {
+        for j in joins {
+            let _ = j.join();
+        }
+        return Err(e);
+    }
+    // CPU time over the measured window only.
+    let now = Instant::now();
+    if measure_from > now {
+        std::thread::sleep(measure_from - now);
+    }
+    progress.measuring.store(true, Ordering::Relaxed);
+    let cpu_measured = cpu_time::ProcessTime::now();
+    let now = Instant::now();
+    if end > now {
+        std::thread::sleep(end - now);
+    }
+    let cpu = cpu_measured.elapsed();
+    let mut hist = new_hist();
+    let mut errors_by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for j in joins {
+        if let Ok(Some(r)) = j.join() {
+            let _ = hist.add(&r.hist);
+            for (k, v) in r.errors {
+                *errors_by_code.entry(k).or_insert(0) += v;
+            }
+        }
+    }
+    let calls = hist.len();
+    let errors = errors_by_code.values().sum();
+    let secs = config.duration.as_secs_f64().max(1e-9);
+    Ok(Report {
+        calls,
+        errors,
+        errors_by_code,
+        retries: 0,
+        calls_per_sec: calls as f64 / secs,
+        p50_us: hist.value_at_quantile(0.50),
+        p90_us: hist.value_at_quantile(0.90),
+        p99_us: hist.value_at_quantile(0.99),
+        p999_us: hist.value_at_quantile(0.999),
+        cpu_us_per_call: if calls == 0 {
+            0.0
+        } else {
+            cpu.as_secs_f64() * 1e6 / calls as f64
+        },
+        elapsed: config.duration,
+    })
+}
+
+fn new_hist() -> Histogram<u64> {
+    // 1 µs to 1 hour, 3 significant digits: valid bounds, so this cannot fail.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+async fn worker(
+    client: Client,
+    config: LoadConfig,
+    payload: Bytes,
+    measure_from: Instant,
+    end: Instant,
+    progress: Arc<Progress>,
+) -> ThreadResult {
+    let mut hist = new_hist();
+    let mut errors = BTreeMap::new();
+    let service = config.service.clone();
+    let method = Bytes::from(config.method.clone().into_bytes());
+    loop {
+        let t0 = Instant::now();
+        if t0 >= end {
+            break;
+        }
+        let req = CallRequest::new(service.clone(), method.clone())
+            .arg3(payload.clone())
+            .checksum(config.checksum)
+            .timeout(config.timeout);
+        let r = client.call(req).await;
+        let t1 = Instant::now();
+        if t0 < measure_from || t1 > end {
+            continue;
+        }
+        match r {
+            Ok(resp) if resp.is_ok() => {
+                let us = u64::try_from(t1.duration_since(t0).as_micros()).unwrap_or(u64::MAX);
+                let _ = hist.record(us.max(1));
+                progress.calls.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) => {
+                *errors.entry("application").or_insert(0) += 1;
+                progress.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                *errors.entry(code_name(e.code)).or_insert(0) += 1;
+                progress.errors.fetch_add(1, Ordering::Relaxed);
+                if client.is_closed() {
+                    // Nothing more will work on this connection.
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await;
+                    break;
+                }
+            }
+        }
+    }
+    ThreadResult { hist, errors }
+}
