@@ -175,7 +175,14 @@ pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, crate
                 let payload = Bytes::from(vec![0x5a; config.size]);
                 let tasks = workers.into_iter().map(|c| {
                     let client = clients[&c].clone();
-                    worker(client, config.clone(), payload.clone(), measure_from, end, progress.clone())
+                    worker(
+                        client,
+                        config.clone(),
+                        payload.clone(),
+                        measure_from,
+                        end,
+                        progress.clone(),
+                    )
                 });
                 let results = futures::future::join_all(tasks).await;
                 let mut hist = new_hist();

@@ -503,7 +503,10 @@ fn seconds(s: f64, what: &str) -> Result<Duration, ExitCode> {
     if s.is_finite() && s >= 0.0 {
         Ok(Duration::from_secs_f64(s))
     } else {
-        Err(usage_for("bench", format!("--{what} must be a number of seconds >= 0")))
+        Err(usage_for(
+            "bench",
+            format!("--{what} must be a number of seconds >= 0"),
+        ))
     }
 }
 
@@ -521,7 +524,10 @@ fn bench(a: BenchArgs) -> ExitCode {
         (Err(e), _) | (_, Err(e)) => return e,
     };
     if a.concurrency == 0 || a.connections == 0 || a.threads == Some(0) {
-        return usage_for("bench", "--concurrency, --connections and --threads must be at least 1");
+        return usage_for(
+            "bench",
+            "--concurrency, --connections and --threads must be at least 1",
+        );
     }
     let config = tchan::loadgen::LoadConfig {
         peer: a.peer,
@@ -593,7 +599,10 @@ fn run_load(config: &tchan::loadgen::LoadConfig) -> Result<tchan::loadgen::Repor
 fn report_json(r: &tchan::loadgen::Report) -> String {
     let mut by_code = serde_json::Map::new();
     for name in tchan::loadgen::ERROR_NAMES {
-        by_code.insert(name.into(), r.errors_by_code.get(name).copied().unwrap_or(0).into());
+        by_code.insert(
+            name.into(),
+            r.errors_by_code.get(name).copied().unwrap_or(0).into(),
+        );
     }
     let mut m = serde_json::Map::new();
     m.insert("calls".into(), r.calls.into());
@@ -638,7 +647,10 @@ fn print_summary(c: &tchan::loadgen::LoadConfig, r: &tchan::loadgen::Report) {
         "latency      p50 {} us   p90 {} us   p99 {} us   p99.9 {} us",
         r.p50_us, r.p90_us, r.p99_us, r.p999_us
     );
-    println!("cpu/call     {:.2} us (this process's CPU time per successful call)", r.cpu_us_per_call);
+    println!(
+        "cpu/call     {:.2} us (this process's CPU time per successful call)",
+        r.cpu_us_per_call
+    );
 }
 
 fn demo(a: DemoArgs) -> ExitCode {
@@ -649,7 +661,10 @@ fn demo(a: DemoArgs) -> ExitCode {
     // The server: its own thread and current-thread runtime.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
             return;
         };
         rt.block_on(async move {
@@ -672,7 +687,9 @@ fn demo(a: DemoArgs) -> ExitCode {
         Ok(Err(e)) => return usage_for("demo", format!("cannot listen: {e}")),
         Err(_) => return usage_for("demo", "the server thread failed to start"),
     };
-    println!("tchan demo: a tchan server on {addr} (one thread) and tchan bench against it (one thread),");
+    println!(
+        "tchan demo: a tchan server on {addr} (one thread) and tchan bench against it (one thread),"
+    );
     println!("both in this process, over loopback TCP, 64-byte echo calls, crc32c checksums.\n");
     let mut results = Vec::new();
     for concurrency in [1usize, 64] {
@@ -708,18 +725,27 @@ fn demo(a: DemoArgs) -> ExitCode {
         "- One call at a time, a round trip takes {} us at the median: that is the latency floor of",
         one.p50_us
     );
-    println!("  this machine's loopback plus two wake-ups, with the whole TChannel protocol on top.");
+    println!(
+        "  this machine's loopback plus two wake-ups, with the whole TChannel protocol on top."
+    );
     println!(
         "- With 64 calls in flight on one connection, {:.0} calls/s ({:.1}x), because frames are",
         many.calls_per_sec,
         many.calls_per_sec / one.calls_per_sec.max(1.0)
     );
-    println!("  batched: one read and one write carry many calls, and no task is spawned per call.");
+    println!(
+        "  batched: one read and one write carry many calls, and no task is spawned per call."
+    );
     println!(
         "- cpu/call ({:.2} us at 64 in flight) counts client and server together, since both run",
         many.cpu_us_per_call
     );
-    println!("  in this process. Errors: {} and {}.", one.errors, many.errors);
-    println!("For load against another server: tchan bench HOST:PORT SERVICE METHOD --concurrency 64");
+    println!(
+        "  in this process. Errors: {} and {}.",
+        one.errors, many.errors
+    );
+    println!(
+        "For load against another server: tchan bench HOST:PORT SERVICE METHOD --concurrency 64"
+    );
     ExitCode::SUCCESS
 }

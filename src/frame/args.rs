@@ -124,6 +124,11 @@ impl ArgChunks {
         }
     }
 
+    /// The chunks as borrowed slices (no reference counting).
+    pub fn slices(&self) -> SliceIter<'_> {
+        SliceIter { rest: &self.raw }
+    }
+
     /// The last chunk, if any (what node's farmhash covers).
     pub fn last(&self) -> Option<Bytes> {
         self.iter().last()
@@ -150,6 +155,25 @@ impl fmt::Debug for ArgChunks {
         f.debug_list()
             .entries(self.iter().map(|c| c.len()))
             .finish()
+    }
+}
+
+/// Iterator over the chunks of an [`ArgChunks`], as slices.
+pub struct SliceIter<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for SliceIter<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        // Lengths were checked when the chunks were read or built.
+        let (len, body) = self.rest.split_at_checked(2)?;
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        let (chunk, rest) = body.split_at_checked(len)?;
+        self.rest = rest;
+        Some(chunk)
     }
 }
 

@@ -46,13 +46,24 @@ impl Width for W2 {
 }
 
 /// A list of key/value pairs in wire order, backed by the bytes it was read from.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Headers<W: Width> {
     /// `(k~W v~W){count}`, without the count prefix.
     raw: Bytes,
     count: usize,
+    /// Known to follow the transport-header rules (built by `strict`), so
+    /// writers need not check again.
+    checked: bool,
     _w: PhantomData<W>,
 }
+
+impl<W: Width> PartialEq for Headers<W> {
+    fn eq(&self, other: &Self) -> bool {
+        self.count == other.count && self.raw == other.raw
+    }
+}
+
+impl<W: Width> Eq for Headers<W> {}
 
 /// Transport headers of call req and call res: `nh:1 (k~1 v~1){nh}`.
 pub type TransportHeaders = Headers<W1>;
@@ -101,6 +112,7 @@ impl<W: Width> Default for Headers<W> {
         Headers {
             raw: Bytes::new(),
             count: 0,
+            checked: true,
             _w: PhantomData,
         }
     }
@@ -139,6 +151,7 @@ impl<W: Width> Headers<W> {
         Ok(Headers {
             raw: raw.freeze(),
             count,
+            checked: false,
             _w: PhantomData,
         })
     }
@@ -158,6 +171,7 @@ impl<W: Width> Headers<W> {
         Ok(Headers {
             raw: r.slice(start..end),
             count,
+            checked: false,
             _w: PhantomData,
         })
     }
@@ -237,6 +251,9 @@ impl TransportHeaders {
     /// Checks the spec's rules for transport headers: no empty key, no
     /// duplicate key, keys at most 16 bytes, at most 128 headers.
     pub fn validate(&self) -> Result<(), HeaderViolation> {
+        if self.checked {
+            return Ok(());
+        }
         if self.count > MAX_TRANSPORT_HEADERS {
             return Err(HeaderViolation::TooMany {
                 count: self.count,
@@ -271,8 +288,9 @@ impl TransportHeaders {
         V: AsRef<[u8]>,
         I: IntoIterator<Item = (K, V)>,
     {
-        let h = Self::from_pairs(pairs)?;
+        let mut h = Self::from_pairs(pairs)?;
         h.validate()?;
+        h.checked = true;
         Ok(h)
     }
 }

@@ -403,7 +403,9 @@ impl Reassembler {
         } else {
             self.args - 1
         };
-        for (i, chunk) in frame.args.iter().enumerate() {
+        let mut last: &[u8] = &[];
+        for (i, chunk) in frame.args.slices().enumerate() {
+            last = chunk;
             let index = first_index + i;
             if index >= self.args {
                 self.args = index + 1;
@@ -431,12 +433,11 @@ impl Reassembler {
                 }
             }
             if let Some(c) = self.checksum.as_mut().filter(|_| verify) {
-                c.update(&chunk);
+                c.update(chunk);
             }
         }
         if verify && let Some(c) = self.checksum.as_mut() {
-            let last_chunk = frame.args.last().unwrap_or_default();
-            let computed = c.finish_frame(&last_chunk);
+            let computed = c.finish_frame(last);
             if c.checksum_type() != ChecksumType::NONE && computed != frame.checksum.value {
                 self.checksum_ok = false;
                 if !self.lenient {
@@ -469,16 +470,56 @@ impl Reassembler {
 /// Gathers the chunks of a message into whole args.
 ///
 /// An arg that arrived in one chunk stays a slice of its frame (no copy); an
-/// arg spread over several frames is copied once into one buffer.
+/// arg spread over several frames is copied once into one buffer. The three
+/// args live inline; only a (lenient) message with extra args allocates.
 #[derive(Debug, Default, Clone)]
 pub struct ArgCollector {
-    args: Vec<ArgBuf>,
+    args: [ArgBuf; 3],
+    count: usize,
+    extra: Vec<ArgBuf>,
 }
 
 #[derive(Debug, Clone)]
 enum ArgBuf {
     One(Bytes),
     Many(BytesMut),
+}
+
+impl Default for ArgBuf {
+    fn default() -> Self {
+        ArgBuf::One(Bytes::new())
+    }
+}
+
+impl ArgBuf {
+    fn push(&mut self, data: Bytes) {
+        match self {
+            ArgBuf::One(b) if b.is_empty() => *b = data,
+            ArgBuf::One(b) => {
+                if !data.is_empty() {
+                    let mut m = BytesMut::with_capacity(b.len() + data.len());
+                    m.extend_from_slice(b);
+                    m.extend_from_slice(&data);
+                    *self = ArgBuf::Many(m);
+                }
+            }
+            ArgBuf::Many(m) => m.extend_from_slice(&data),
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            ArgBuf::One(b) => b,
+            ArgBuf::Many(m) => m.freeze(),
+        }
+    }
+
+    fn peek(&self) -> Bytes {
+        match self {
+            ArgBuf::One(b) => b.clone(),
+            ArgBuf::Many(m) => Bytes::copy_from_slice(m),
+        }
+    }
 }
 
 impl ArgCollector {
@@ -496,32 +537,55 @@ impl ArgCollector {
 
     /// Adds one chunk.
     pub fn push(&mut self, chunk: ArgChunk) {
-        while self.args.len() <= chunk.index {
-            self.args.push(ArgBuf::One(Bytes::new()));
-        }
-        let slot = &mut self.args[chunk.index];
-        match slot {
-            ArgBuf::One(b) if b.is_empty() => *b = chunk.data,
-            ArgBuf::One(b) => {
-                if !chunk.data.is_empty() {
-                    let mut m = BytesMut::with_capacity(b.len() + chunk.data.len());
-                    m.extend_from_slice(b);
-                    m.extend_from_slice(&chunk.data);
-                    *slot = ArgBuf::Many(m);
+        self.count = self.count.max(chunk.index + 1);
+        match self.args.get_mut(chunk.index) {
+            Some(slot) => slot.push(chunk.data),
+            None => {
+                let i = chunk.index - 3;
+                if self.extra.len() <= i {
+                    self.extra.resize_with(i + 1, ArgBuf::default);
                 }
+                self.extra[i].push(chunk.data);
             }
-            ArgBuf::Many(m) => m.extend_from_slice(&chunk.data),
         }
     }
 
-    /// The args gathered so far.
+    /// Number of args seen so far.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True before the first chunk.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// arg `index` as gathered so far (a copy if it spans frames), without
+    /// consuming the collector.
+    pub fn peek(&self, index: usize) -> Bytes {
+        match self.args.get(index) {
+            Some(a) => a.peek(),
+            None => self
+                .extra
+                .get(index - 3)
+                .map(ArgBuf::peek)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// arg1, arg2 and arg3 (empty where none arrived); extra args are dropped.
+    pub fn into_three(self) -> [Bytes; 3] {
+        self.args.map(ArgBuf::into_bytes)
+    }
+
+    /// Every arg gathered, as many as arrived.
     pub fn into_args(self) -> Vec<Bytes> {
+        let n = self.count;
         self.args
             .into_iter()
-            .map(|a| match a {
-                ArgBuf::One(b) => b,
-                ArgBuf::Many(m) => m.freeze(),
-            })
+            .chain(self.extra)
+            .take(n)
+            .map(ArgBuf::into_bytes)
             .collect()
     }
 }

@@ -19,7 +19,13 @@
 //! `now` is always a parameter: nothing here reads a clock, owns a socket or
 //! spawns a task.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+/// Maps keyed by message ids. Ids come from the peer, so the hasher is
+/// seeded (foldhash: fast, and resists chosen-key collisions).
+type HashMap<K, V> = foldhash::HashMap<K, V>;
+type HashSet<K> = foldhash::HashSet<K>;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -72,9 +78,9 @@ struct OutCall {
     deadline: Instant,
     tracing: Tracing,
     /// While the request is still being written.
-    writer: Option<MessageWriter>,
+    writer: Option<Box<MessageWriter>>,
     /// Once the response started.
-    response: Option<Reassembler>,
+    response: Option<Box<Reassembler>>,
 }
 
 #[derive(Debug)]
@@ -83,11 +89,11 @@ struct InCall {
     tracing: Tracing,
     checksum: ChecksumType,
     /// While the request is still arriving.
-    request: Option<Reassembler>,
+    request: Option<Box<Reassembler>>,
     /// Arg bytes received, counted against `max_inbound_bytes`.
     bytes: u64,
     /// While the response is being written.
-    writer: Option<MessageWriter>,
+    writer: Option<Box<MessageWriter>>,
 }
 
 /// A sans-IO TChannel connection: frames and time in, frames and events out.
@@ -100,7 +106,10 @@ pub struct Connection {
     out_calls: HashMap<u32, OutCall>,
     in_calls: HashMap<u32, InCall>,
     inbound_bytes: u64,
-    deadlines: BTreeSet<(Instant, Dir, u32)>,
+    /// Call deadlines, earliest first. Entries of calls that ended are not
+    /// removed at once (no search): they are dropped when they reach the top
+    /// or when they outnumber the live calls.
+    deadlines: BinaryHeap<Reverse<(Instant, Dir, u32)>>,
     tombstones: VecDeque<(Instant, Dir, u32)>,
     tombstone_set: HashSet<(Dir, u32)>,
     transmit: BytesMut,
@@ -126,17 +135,17 @@ impl Connection {
             state,
             handshake_deadline,
             next_id: 1,
-            out_calls: HashMap::new(),
-            in_calls: HashMap::new(),
+            out_calls: HashMap::default(),
+            in_calls: HashMap::default(),
             inbound_bytes: 0,
-            deadlines: BTreeSet::new(),
+            deadlines: BinaryHeap::new(),
             tombstones: VecDeque::new(),
-            tombstone_set: HashSet::new(),
+            tombstone_set: HashSet::default(),
             transmit: BytesMut::new(),
             events: VecDeque::new(),
             peer: None,
             peer_draining: false,
-            pings: HashSet::new(),
+            pings: HashSet::default(),
             keepalive_next: None,
             keepalive_ping: None,
             keepalive_unanswered: 0,
@@ -272,7 +281,7 @@ impl Connection {
         [
             self.handshake_deadline,
             drain,
-            self.deadlines.first().map(|d| d.0),
+            self.deadlines.peek().map(|d| d.0.0),
             self.tombstones.front().map(|t| t.0),
             self.keepalive_next,
         ]
@@ -477,12 +486,12 @@ impl Connection {
                 deadline,
                 tracing: f.tracing,
                 checksum: f.checksum.ty,
-                request: (!complete).then_some(reassembler),
+                request: (!complete).then(|| Box::new(reassembler)),
                 bytes,
                 writer: None,
             },
         );
-        self.deadlines.insert((deadline, Dir::In, id));
+        self.deadlines.push(Reverse((deadline, Dir::In, id)));
         self.events.push_back(Event::Request(RequestStart {
             id,
             service: f.service,
@@ -591,7 +600,7 @@ impl Connection {
                 if chunks.message_complete() {
                     self.remove_outbound(id);
                 } else {
-                    call.response = Some(r);
+                    call.response = Some(Box::new(r));
                 }
                 self.events.push_back(Event::Response(ResponseStart {
                     id,
@@ -719,9 +728,13 @@ impl Connection {
         {
             return self.close(CloseReason::DrainTimeout);
         }
-        while let Some(&(at, dir, id)) = self.deadlines.first() {
+        while let Some(&Reverse((at, dir, id))) = self.deadlines.peek() {
             if at > now {
                 break;
+            }
+            self.deadlines.pop();
+            if !self.deadline_is_live(at, dir, id) {
+                continue;
             }
             match dir {
                 Dir::Out => {
@@ -897,11 +910,11 @@ impl Connection {
             OutCall {
                 deadline,
                 tracing,
-                writer,
+                writer: writer.map(Box::new),
                 response: None,
             },
         );
-        self.deadlines.insert((deadline, Dir::Out, id));
+        self.deadlines.push(Reverse((deadline, Dir::Out, id)));
     }
 
     /// Appends bytes to the current arg of a streamed request. Whole frames
@@ -1065,7 +1078,7 @@ impl Connection {
         let call = self.in_calls.get(&id).ok_or_else(gone)?;
         let w = self.response_writer(id, call, code, headers)?;
         if let Some(c) = self.in_calls.get_mut(&id) {
-            c.writer = Some(w);
+            c.writer = Some(Box::new(w));
         }
         Ok(())
     }
@@ -1244,14 +1257,40 @@ impl Connection {
 
     fn remove_inbound(&mut self, id: u32) {
         if let Some(c) = self.in_calls.remove(&id) {
-            self.deadlines.remove(&(c.deadline, Dir::In, id));
             self.inbound_bytes = self.inbound_bytes.saturating_sub(c.bytes);
+            self.prune_deadlines();
         }
     }
 
     fn remove_outbound(&mut self, id: u32) {
-        if let Some(c) = self.out_calls.remove(&id) {
-            self.deadlines.remove(&(c.deadline, Dir::Out, id));
+        if self.out_calls.remove(&id).is_some() {
+            self.prune_deadlines();
+        }
+    }
+
+    fn deadline_is_live(&self, at: Instant, dir: Dir, id: u32) -> bool {
+        match dir {
+            Dir::Out => self.out_calls.get(&id).is_some_and(|c| c.deadline == at),
+            Dir::In => self.in_calls.get(&id).is_some_and(|c| c.deadline == at),
+        }
+    }
+
+    /// Drops deadlines of calls that ended: those at the top, and all of them
+    /// when they outnumber the live calls, so the heap stays O(live calls).
+    fn prune_deadlines(&mut self) {
+        while let Some(&Reverse((at, dir, id))) = self.deadlines.peek() {
+            if self.deadline_is_live(at, dir, id) {
+                break;
+            }
+            self.deadlines.pop();
+        }
+        let live = self.out_calls.len() + self.in_calls.len();
+        if self.deadlines.len() > 2 * live + 64 {
+            let heap = std::mem::take(&mut self.deadlines);
+            self.deadlines = heap
+                .into_iter()
+                .filter(|Reverse((at, dir, id))| self.deadline_is_live(*at, *dir, *id))
+                .collect();
         }
     }
 

@@ -186,8 +186,9 @@ impl Channel {
                 this.inner.inbound.fetch_add(1, Ordering::Relaxed);
                 let worker = {
                     let w = this.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
-                    (!w.is_empty())
-                        .then(|| w[this.inner.next_worker.fetch_add(1, Ordering::Relaxed) % w.len()].clone())
+                    (!w.is_empty()).then(|| {
+                        w[this.inner.next_worker.fetch_add(1, Ordering::Relaxed) % w.len()].clone()
+                    })
                 };
                 match worker {
                     None => {
@@ -208,7 +209,8 @@ impl Channel {
                         handle.spawn(async move {
                             match TcpStream::from_std(std_sock) {
                                 Ok(sock) => {
-                                    let conn = Connection::acceptor(config.connection.clone(), now());
+                                    let conn =
+                                        Connection::acceptor(config.connection.clone(), now());
                                     drop(this.start(sock, conn, Some(peer), &config, true, None));
                                 }
                                 Err(e) => {

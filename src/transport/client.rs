@@ -269,6 +269,20 @@ impl Client {
 
     fn headers(&self, o: &CallOptions) -> Result<TransportHeaders, CallError> {
         let caller = o.caller.as_deref().unwrap_or(&self.caller);
+        let plain = o.retry_flags.is_none()
+            && o.routing_delegate.is_none()
+            && o.shard_key.is_none()
+            && o.headers.is_empty();
+        if plain {
+            // Most calls carry only cn and as: built once per connection.
+            let key = [caller.as_bytes(), b"\0", o.scheme.as_bytes()].concat();
+            return self
+                .shared
+                .header_cache(&key, || {
+                    TransportHeaders::strict([("cn", caller), ("as", o.scheme.as_str())])
+                })
+                .map_err(|e| CallError::local(ErrorCode::BAD_REQUEST, e.to_string()));
+        }
         let mut pairs: Vec<(&str, &str)> = vec![("cn", caller), ("as", o.scheme.as_str())];
         if let Some(re) = &o.retry_flags {
             pairs.push(("re", re));

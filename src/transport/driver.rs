@@ -8,7 +8,7 @@
 //! tasks encode their frames straight into the core's output buffer and wake
 //! the driver.
 
-use std::collections::HashMap;
+type HashMap<K, V> = foldhash::HashMap<K, V>;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -78,6 +78,8 @@ pub(crate) struct Shared {
     pub(crate) finished_notify: Notify,
     /// Metric handles: (outbound, inbound).
     metrics: Mutex<(observe::MetricsCache, observe::MetricsCache)>,
+    /// Header sets used on most calls, built once: by a key of their fields.
+    headers: Mutex<Vec<(Bytes, TransportHeaders)>>,
 }
 
 pub(crate) struct ConnState {
@@ -157,10 +159,10 @@ impl Shared {
         Arc::new(Shared {
             state: Mutex::new(ConnState {
                 conn,
-                waiters: HashMap::new(),
-                inbound: HashMap::new(),
+                waiters: HashMap::default(),
+                inbound: HashMap::default(),
                 ready: Vec::new(),
-                pongs: HashMap::new(),
+                pongs: HashMap::default(),
                 closed: None,
             }),
             waker: AtomicWaker::new(),
@@ -172,6 +174,7 @@ impl Shared {
             finished: AtomicBool::new(false),
             finished_notify: Notify::new(),
             metrics: Mutex::new(Default::default()),
+            headers: Mutex::new(Vec::new()),
         })
     }
 
@@ -191,6 +194,24 @@ impl Shared {
         } else {
             host_port.to_string()
         }
+    }
+
+    /// A cached header set for `key`, built with `build` the first time (a
+    /// few entries at most: caller and scheme combinations).
+    pub(crate) fn header_cache(
+        &self,
+        key: &[u8],
+        build: impl FnOnce() -> Result<TransportHeaders, crate::frame::EncodeError>,
+    ) -> Result<TransportHeaders, crate::frame::EncodeError> {
+        let mut cache = self.headers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, h)) = cache.iter().find(|(k, _)| k == key) {
+            return Ok(h.clone());
+        }
+        let h = build()?;
+        if cache.len() < 16 {
+            cache.push((Bytes::copy_from_slice(key), h.clone()));
+        }
+        Ok(h)
     }
 
     /// True when the write queue is over its limit.
@@ -598,20 +619,19 @@ fn feed_response(st: &mut ConnState, id: u32, chunks: &FrameChunks) {
     ));
     match w.reply {
         Reply::Whole(tx) => {
-            let mut args = w.args.into_args().into_iter().skip(1);
+            let [_, arg2, arg3] = w.args.into_three();
             let _ = tx.send(Ok(CallResponse {
                 code,
                 headers,
                 tracing,
-                arg2: args.next().unwrap_or_default(),
-                arg3: args.next().unwrap_or_default(),
+                arg2,
+                arg3,
             }));
         }
         Reply::Streaming(tx) => {
-            let mut args = std::mem::take(&mut w.args).into_args().into_iter().skip(1);
-            let arg2 = args.next().unwrap_or_default();
+            let [_, arg2, arg3] = std::mem::take(&mut w.args).into_three();
             let (sender, stream) = arg_stream();
-            sender.push(args.next().unwrap_or_default());
+            sender.push(arg3);
             let _ = tx.send(Ok(StreamingResponse {
                 code,
                 headers,
@@ -669,10 +689,7 @@ fn feed_inbound(
         return;
     }
     if inb.handler.is_none() && inb.arg1_done {
-        let args = std::mem::take(&mut inb.args);
-        let partial = args.clone().into_args();
-        inb.args = args;
-        let method = partial.first().cloned().unwrap_or_default();
+        let method = inb.args.peek(0);
         match shared.registry.lookup(&inb.service, &method) {
             Lookup::Found(r) => inb.handler = Some(r),
             Lookup::NoService => {
@@ -707,11 +724,7 @@ fn feed_inbound(
     if !ready {
         return;
     }
-    let args = std::mem::take(&mut inb.args).into_args();
-    let mut it = args.into_iter();
-    let method = it.next().unwrap_or_default();
-    let arg2 = it.next().unwrap_or_default();
-    let arg3_sofar = it.next().unwrap_or_default();
+    let [method, arg2, arg3_sofar] = std::mem::take(&mut inb.args).into_three();
     let arg3 = if registered.streaming {
         let (tx, rx) = arg_stream();
         tx.push(arg3_sofar);
@@ -763,16 +776,25 @@ async fn respond(
             return;
         }
     };
-    let mut pairs: Vec<(Bytes, Bytes)> = Vec::with_capacity(resp.headers.len() + 1);
-    if let Some(s) = scheme
-        && !resp.headers.iter().any(|(k, _)| k == "as")
-    {
-        pairs.push((Bytes::from_static(b"as"), s));
-    }
-    for (k, v) in resp.headers {
-        pairs.push((k.into(), v.into()));
-    }
-    let headers = match TransportHeaders::strict(pairs) {
+    let built = if resp.headers.is_empty() {
+        // The usual answer carries only the request's `as`: built once.
+        let key = scheme.clone().unwrap_or_default();
+        shared.header_cache(&key, || {
+            TransportHeaders::strict(scheme.as_ref().map(|s| (&b"as"[..], &s[..])))
+        })
+    } else {
+        let mut pairs: Vec<(Bytes, Bytes)> = Vec::with_capacity(resp.headers.len() + 1);
+        if let Some(s) = scheme
+            && !resp.headers.iter().any(|(k, _)| k == "as")
+        {
+            pairs.push((Bytes::from_static(b"as"), s));
+        }
+        for (k, v) in resp.headers {
+            pairs.push((k.into(), v.into()));
+        }
+        TransportHeaders::strict(pairs)
+    };
+    let headers = match built {
         Ok(h) => h,
         Err(e) => {
             let mut st = shared.lock();

@@ -1,6 +1,6 @@
 //! Server side: requests, responses and the handlers that turn one into the other.
 
-use std::collections::HashMap;
+type HashMap<K, V> = foldhash::HashMap<K, V>;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};

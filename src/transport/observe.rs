@@ -10,7 +10,7 @@
 //! not label allocations. Without an installed recorder the handles are
 //! no-ops. A channel can turn metrics off (`ChannelConfig::metrics`).
 
-use std::collections::HashMap;
+type HashMap<K, V> = foldhash::HashMap<K, V>;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,10 +91,13 @@ impl CallMetrics {
     }
 }
 
-/// Cached handles for one connection and direction.
+/// Cached handles for one connection and direction, found by a hash of
+/// (service, method) without building a key.
 #[derive(Default)]
 pub(crate) struct MetricsCache {
-    map: HashMap<(Bytes, Bytes), Arc<CallMetrics>>,
+    hasher: foldhash::fast::RandomState,
+    map: HashMap<u64, Vec<(Bytes, Bytes, Arc<CallMetrics>)>>,
+    len: usize,
 }
 
 impl MetricsCache {
@@ -106,12 +109,22 @@ impl MetricsCache {
         method: &Bytes,
         peer: impl FnOnce() -> String,
     ) -> Arc<CallMetrics> {
-        if let Some(m) = self.map.get(&(service.clone(), method.clone())) {
-            return m.clone();
+        use std::hash::BuildHasher;
+        let h = self.hasher.hash_one((&service[..], &method[..]));
+        if let Some(hit) = self
+            .map
+            .get(&h)
+            .and_then(|v| v.iter().find(|(s, m, _)| s == service && m == method))
+        {
+            return hit.2.clone();
         }
         let m = Arc::new(CallMetrics::new(outbound, service, method, &peer()));
-        if self.map.len() < MAX_CACHED {
-            self.map.insert((service.clone(), method.clone()), m.clone());
+        if self.len < MAX_CACHED {
+            self.len += 1;
+            self.map
+                .entry(h)
+                .or_default()
+                .push((service.clone(), method.clone(), m.clone()));
         }
         m
     }
