@@ -68,6 +68,19 @@ impl ArgChunks {
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let start = r.pos();
         let mut count = 0;
+        // Fast path: walk the chunks over the raw bytes; on a chunk that does
+        // not fit, the field-by-field reader below names it and its offset.
+        let mut rest = r.rest_slice();
+        while let Some((len, body)) = rest.split_at_checked(2) {
+            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let Some((_, tail)) = body.split_at_checked(len) else {
+                break;
+            };
+            rest = tail;
+            count += 1;
+        }
+        let used = r.remaining() - rest.len();
+        r.take(used, "arg chunk")?;
         while r.remaining() > 0 {
             let field = if r.remaining() == 1 {
                 "arg chunk length"

@@ -163,9 +163,25 @@ impl<W: Width> Headers<W> {
             usize::from(r.u16("header count")?)
         };
         let start = r.pos();
+        // Fast path: walk the pairs over the raw bytes. Only when they do not
+        // fit does the field-by-field reader run, to name the field and offset.
+        let mut rest = r.rest_slice();
+        let mut ok = true;
         for _ in 0..count {
-            read_prefixed::<W>(r, "header key")?;
-            read_prefixed::<W>(r, "header value")?;
+            if split_prefixed::<W>(&mut rest).is_none() || split_prefixed::<W>(&mut rest).is_none()
+            {
+                ok = false;
+                break;
+            }
+        }
+        if ok {
+            let used = r.remaining() - rest.len();
+            r.take(used, "header list")?;
+        } else {
+            for _ in 0..count {
+                read_prefixed::<W>(r, "header key")?;
+                read_prefixed::<W>(r, "header value")?;
+            }
         }
         let end = r.pos();
         Ok(Headers {

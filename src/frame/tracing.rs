@@ -26,11 +26,43 @@ impl Tracing {
     /// Flag bit: this trace is sampled.
     pub const SAMPLED: u8 = 0x01;
 
+    #[inline]
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Tracing, DecodeError> {
+        if r.remaining() < TRACING_LEN {
+            return Self::read_fields(r);
+        }
+        let b = r.array::<TRACING_LEN>("tracing")?;
+        let id = |i: usize| {
+            u64::from_be_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
         Ok(Tracing {
-            span_id: r.u64("tracing span id")?,
-            parent_id: r.u64("tracing parent id")?,
-            trace_id: r.u64("tracing trace id")?,
+            span_id: id(0),
+            parent_id: id(8),
+            trace_id: id(16),
+            flags: b[24],
+        })
+    }
+
+    /// Field by field, so a truncated field is named with its offset.
+    #[cold]
+    fn read_fields(r: &mut Reader<'_>) -> Result<Tracing, DecodeError> {
+        let mut id = |field| r.array::<8>(field).map(u64::from_be_bytes);
+        let span_id = id("tracing span id")?;
+        let parent_id = id("tracing parent id")?;
+        let trace_id = id("tracing trace id")?;
+        Ok(Tracing {
+            span_id,
+            parent_id,
+            trace_id,
             flags: r.u8("tracing flags")?,
         })
     }

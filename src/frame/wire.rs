@@ -10,7 +10,7 @@ use bytes::Bytes;
 use nom::IResult;
 use nom::Parser;
 use nom::bytes::complete::take;
-use nom::number::complete::{be_u8, be_u16, be_u32, be_u64};
+use nom::number::complete::{be_u8, be_u16, be_u32};
 
 use super::error::{DecodeError, DecodeErrorKind};
 use super::{FrameType, HEADER_LEN};
@@ -27,6 +27,7 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     pub(crate) fn new(payload: &'a Bytes, frame_type: FrameType) -> Self {
         Reader {
             payload,
@@ -37,6 +38,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A reader over a buffer that is not a frame payload: offsets count from 0.
+    #[inline]
     pub(crate) fn detached(payload: &'a Bytes) -> Self {
         Reader {
             payload,
@@ -47,14 +49,17 @@ impl<'a> Reader<'a> {
     }
 
     /// Bytes not yet read.
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
         self.payload.len() - self.pos
     }
 
+    #[inline]
     pub(crate) fn error(&self, field: &'static str, kind: DecodeErrorKind) -> DecodeError {
         self.error_at(self.pos, field, kind)
     }
 
+    #[inline]
     pub(crate) fn error_at(
         &self,
         pos: usize,
@@ -69,6 +74,7 @@ impl<'a> Reader<'a> {
         )
     }
 
+    #[inline]
     fn run<T>(
         &mut self,
         field: &'static str,
@@ -92,23 +98,35 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
         self.run(field, 1, be_u8)
     }
 
+    #[inline]
     pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
         self.run(field, 2, be_u16)
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         self.run(field, 4, be_u32)
     }
 
-    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
-        self.run(field, 8, be_u64)
+    /// Reads `N` bytes as an array.
+    #[inline]
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<[u8; N], DecodeError> {
+        let range = self.take(N, field)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.payload[range]);
+        Ok(out)
     }
 
     /// Skips `n` bytes and returns their position in the payload.
+    #[inline]
     pub(crate) fn take(
         &mut self,
         n: usize,
@@ -120,6 +138,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads an `x~1` field (one length byte, then that many bytes).
+    #[inline]
     pub(crate) fn prefixed_u8(&mut self, field: &'static str) -> Result<Range<usize>, DecodeError> {
         let start = self.pos;
         let n = self.u8(field)?;
@@ -128,11 +147,13 @@ impl<'a> Reader<'a> {
     }
 
     /// Moves an error's offset to `pos` (the start of a length-prefixed field).
+    #[cold]
     fn at(&self, pos: usize, e: DecodeError) -> DecodeError {
         DecodeError::new(e.frame_type(), e.field(), self.base + pos, e.kind())
     }
 
     /// Reads an `x~2` field (a big-endian u16 length, then that many bytes).
+    #[inline]
     pub(crate) fn prefixed_u16(
         &mut self,
         field: &'static str,
@@ -144,18 +165,28 @@ impl<'a> Reader<'a> {
     }
 
     /// Lifts a position into a `Bytes` that shares the payload's allocation.
+    #[inline]
     pub(crate) fn slice(&self, range: Range<usize>) -> Bytes {
         self.payload.slice(range)
     }
 
     /// Everything not yet read, as a shared slice; the cursor moves to the end.
+    #[inline]
     pub(crate) fn rest(&mut self) -> Bytes {
         let b = self.payload.slice(self.pos..);
         self.pos = self.payload.len();
         b
     }
 
+    /// Everything not yet read, as a slice (the cursor does not move).
+    #[inline]
+    pub(crate) fn rest_slice(&self) -> &'a [u8] {
+        let payload: &'a Bytes = self.payload;
+        &payload[self.pos..]
+    }
+
     /// Current offset within the payload.
+    #[inline]
     pub(crate) fn pos(&self) -> usize {
         self.pos
     }
