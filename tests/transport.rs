@@ -725,3 +725,24 @@ async fn inbound_connections_beyond_the_limit_are_refused() {
     c.call(CallRequest::new("svc", "echo")).await.unwrap();
     b.call(CallRequest::new("svc", "echo")).await.unwrap();
 }
+
+#[tokio::test]
+async fn both_peers_writing_more_than_the_write_queue_do_not_deadlock() {
+    // 64 calls of 256 KiB each way on one runtime: 16 MiB queued against an
+    // 8 MiB write queue, on both sides at once.
+    let (_srv, addr) = server().await;
+    let client = Channel::new("client").connect(addr).await.unwrap();
+    let big = Bytes::from(vec![7u8; 256 * 1024]);
+    for _ in 0..3 {
+        let calls = (0..64).map(|_| {
+            client.call(
+                CallRequest::new("svc", "echo")
+                    .arg3(big.clone())
+                    .timeout(Duration::from_secs(20)),
+            )
+        });
+        for r in futures::future::join_all(calls).await {
+            assert_eq!(r.unwrap().arg3.len(), big.len());
+        }
+    }
+}

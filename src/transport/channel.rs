@@ -28,7 +28,9 @@ pub struct ChannelConfig {
     /// disconnected. Default 30 s.
     pub read_timeout: Duration,
     /// Bytes queued for writing on one connection beyond which callers wait
-    /// and the connection stops reading new requests. Default 8 MiB.
+    /// (up to their deadline) before adding a request. Reading goes on, so two
+    /// peers that both write faster than they read cannot deadlock; inbound
+    /// work stays bounded by the calls and bytes in flight. Default 8 MiB.
     pub max_write_queue: usize,
     /// Time a drain may take before connections are closed. Default 10 s.
     pub drain_timeout: Duration,

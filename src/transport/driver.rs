@@ -276,10 +276,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
         if self.read_closed {
             return false;
         }
-        if self.shared.queued.load(Ordering::Relaxed) > self.shared.config.max_write_queue {
-            // The peer is not reading our answers: stop taking new work.
-            return false;
-        }
+        // Reading never pauses for a full write queue: if both peers stopped
+        // reading while their writes were blocked, neither would ever drain.
+        // New work is bounded by the core instead (calls and bytes in flight).
         if self.rbuf.capacity() - self.rbuf.len() < 8 * 1024 {
             self.rbuf.reserve(64 * 1024);
         }
