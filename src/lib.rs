@@ -18,6 +18,7 @@ pub mod codec;
 pub mod frame;
 pub mod inspect;
 pub mod loadgen;
+pub mod peer;
 pub mod proto;
 pub mod scheme;
 pub mod transport;

@@ -351,8 +351,7 @@ impl Breaker {
             (Some(rate), Some(w)) => {
                 let [ok, failed] = w.totals(now);
                 let total = ok + failed;
-                total >= rate.min_calls.max(1)
-                    && (ok as f64) < rate.min_success_rate * total as f64
+                total >= rate.min_calls.max(1) && (ok as f64) < rate.min_success_rate * total as f64
             }
             _ => false,
         }
@@ -596,7 +595,11 @@ mod tests {
             (ErrorCode::DECLINED, Class::Ignore),
             (ErrorCode::UNHEALTHY, Class::Ignore),
         ] {
-            assert_eq!(c.classify(Err(&CallError::remote(code, "x"))), want, "{code}");
+            assert_eq!(
+                c.classify(Err(&CallError::remote(code, "x"))),
+                want,
+                "{code}"
+            );
         }
     }
 }

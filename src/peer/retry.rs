@@ -55,6 +55,9 @@ pub enum Stop {
     BodyConsumed,
     /// The retry budget is spent.
     BudgetExhausted,
+    /// No peer could take the call (every breaker open, or the pool empty):
+    /// the pool declined it (0x04) without trying, or stopped retrying.
+    NoPeerAvailable,
 }
 
 /// What to do after a failed attempt.

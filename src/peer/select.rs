@@ -120,9 +120,7 @@ impl Selector {
         };
         // 3. The strategy.
         match self.strategy {
-            Strategy::PowerOfTwoChoices => {
-                p2c(pool, rng, |i| candidates[i].in_flight as f64)
-            }
+            Strategy::PowerOfTwoChoices => p2c(pool, rng, |i| candidates[i].in_flight as f64),
             Strategy::PeakEwma => p2c(pool, rng, |i| {
                 let c = &candidates[i];
                 c.rtt.as_nanos() as f64 * (c.in_flight as f64 + 1.0)
@@ -327,11 +325,13 @@ mod tests {
         let n = counts(&mut s, &c, 200);
         assert_eq!(n[0], 0);
         assert_eq!(n[1] + n[2], 200);
-        // When every peer was tried, any may be chosen again.
+        // When every peer was tried, any may be chosen again (by load).
         for x in &mut c {
             x.tried = true;
         }
-        assert_eq!(counts(&mut s, &c, 100)[0], 100);
+        let n = counts(&mut s, &c, 300);
+        assert!((170..230).contains(&n[0]), "{n:?}");
+        assert!(n[1] > 0 && n[2] > 0, "{n:?}");
     }
 
     #[test]

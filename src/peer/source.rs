@@ -89,8 +89,7 @@ impl PeerFile {
     /// Reads and parses a peer file once.
     pub fn read(path: impl AsRef<Path>) -> std::io::Result<Vec<String>> {
         let text = std::fs::read_to_string(path)?;
-        parse_peer_list(&text)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        parse_peer_list(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 }
 

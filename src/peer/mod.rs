@@ -1,0 +1,50 @@
+//! The peer pool: makes a fleet of peers look like one reliable service.
+//!
+//! Callers talk to a service, not to a host. A [`PeerPool`] holds the peers
+//! (`host:port`), opens connections to them lazily, picks one per attempt,
+//! retries what TChannel says may be retried within the call's deadline and a
+//! retry budget, and stops sending to peers whose circuit breaker is open.
+//! The requirements are in `spec/11-peer-policy.md` (`POOL-N`).
+//!
+//! # Layout
+//!
+//! Every decision is a small pure core, with time passed in as `now` and
+//! randomness as a parameter, unit-tested without tokio (style guide §3.12):
+//!
+//! - [`select`]: power of two choices (default), least pending, round robin,
+//!   peak EWMA; ramp-up; avoiding the peers a call already tried.
+//! - [`breaker`]: Closed → Open → HalfOpen, fed by a pluggable [`Classifier`].
+//! - [`budget`]: the retry budget over a sliding window.
+//! - [`retry`]: whether one failed attempt is tried again.
+//! - [`backoff`]: exponential backoff with jitter (reconnects, open breakers).
+//! - [`shed`]: server-side load shedding (concurrency and rate limits
+//!   answering busy).
+//!
+//! The thin async shell is `pool.rs` ([`PeerPool`]: connections, the call
+//! loop, the sweep task) and `source.rs` ([`PeerSource`]: where peer lists
+//! come from).
+
+pub mod backoff;
+pub mod breaker;
+pub mod budget;
+mod pool;
+pub mod retry;
+pub mod select;
+pub mod shed;
+mod source;
+mod window;
+
+pub use backoff::Backoff;
+pub use breaker::{BreakerConfig, BreakerState, Class, Classifier, DefaultClassifier, SuccessRate};
+pub use budget::BudgetConfig;
+pub use pool::{
+    CallPolicy, CallStats, Connector, PeerPool, PeerStatus, PoolConfig, PoolStats, TcpConnector,
+};
+pub use retry::Stop;
+pub use select::Strategy;
+pub use source::{PeerFile, PeerSource, StaticPeers, parse_peer_list};
+
+/// The transport's clock (tokio's, so paused-time tests drive it).
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}

@@ -1,0 +1,1253 @@
+//! The async shell: peers, their connections, and the call loop that ties
+//! selection, the breakers, retries and the budget together.
+//!
+//! One mutex holds the whole pool state ([`State`]); it is taken twice per
+//! attempt (to pick a peer, and to record the result) and never across an
+//! `.await`. Connects run in their own tasks so that an attempt that gives up
+//! does not abandon a half-made connection, and several attempts waiting for
+//! the same peer share one connect.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use super::breaker::{
+    Admission, Breaker, BreakerConfig, BreakerState, Class, Classifier, DefaultClassifier,
+    Transition,
+};
+use super::budget::{BudgetConfig, RetryBudget};
+use super::now;
+use super::retry::{self, Decision, MIN_ATTEMPT_TIME, RetryContext, Stop};
+use super::select::{Candidate, PeakEwma, Selector, Strategy, ramp_weight};
+use super::source::PeerSource;
+use crate::frame::{ErrorCode, RetryFlags};
+use crate::proto::CallError;
+use crate::transport::{Body, CallOptions, CallRequest, CallResponse, Channel, Client};
+
+/// Opens connections for the pool. The default, [`TcpConnector`], is
+/// [`Channel::connect`]; tests plug in in-memory streams, and a caller may
+/// add TLS or a proxy here.
+pub trait Connector: Send + Sync + 'static {
+    /// Connects to `addr` (`host:port`) and finishes the handshake.
+    fn connect(
+        &self,
+        channel: &Channel,
+        addr: &str,
+    ) -> BoxFuture<'static, Result<Client, CallError>>;
+}
+
+/// Connects over TCP with [`Channel::connect`] (which resolves host names).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpConnector;
+
+impl Connector for TcpConnector {
+    fn connect(
+        &self,
+        channel: &Channel,
+        addr: &str,
+    ) -> BoxFuture<'static, Result<Client, CallError>> {
+        let channel = channel.clone();
+        let addr = addr.to_string();
+        Box::pin(async move { channel.connect(addr).await })
+    }
+}
+
+/// Options of a [`PeerPool`]; every one has a default.
+#[derive(Clone)]
+pub struct PoolConfig {
+    /// How a peer is chosen. Default [`Strategy::PowerOfTwoChoices`].
+    pub selection: Strategy,
+    /// Retries per call at most (attempts = 1 + retries). Default 2.
+    /// A call can lower or raise it ([`CallPolicy::max_retries`]).
+    pub max_retries: u32,
+    /// The retry budget shared by every call of the pool. Default 20% of
+    /// calls plus 10 a second, over 10 s.
+    pub retry_budget: BudgetConfig,
+    /// Per-peer circuit breakers. Default: open after 5 failures in a row or
+    /// under 80% success over 30 s (20 calls at least); 1 s to 60 s open;
+    /// 3 probes.
+    pub breaker: BreakerConfig,
+    /// What counts as a failure for the breakers. Default [`DefaultClassifier`].
+    pub classifier: Arc<dyn Classifier>,
+    /// Longest time one attempt may take (its ttl is the smaller of this and
+    /// what is left of the call's timeout). Default none: the first attempt
+    /// may use the whole timeout.
+    pub attempt_timeout: Option<Duration>,
+    /// Connections kept to each peer; a new one is opened (in the background)
+    /// when every existing one has calls in flight. Default 1.
+    pub connections_per_peer: usize,
+    /// Connections (open or opening) over all peers at most. When the cap is
+    /// reached, an idle connection to another peer is closed to make room;
+    /// without one, the attempt fails locally with busy (and may be retried
+    /// on a peer that has a connection). Default 1024.
+    pub max_connections: usize,
+    /// Time allowed to open a connection, handshake included (the channel's
+    /// handshake timeout applies too). Default 3 s.
+    pub connect_timeout: Duration,
+    /// Delay before connecting again to a peer whose last connect failed.
+    /// Default 100 ms doubling to 10 s, half random.
+    pub reconnect: Backoff,
+    /// Connections with no calls for this long are closed by the sweep.
+    /// `None` keeps them. Default 5 minutes.
+    pub idle_timeout: Option<Duration>,
+    /// How often the sweep runs (idle connections, removed peers' connections,
+    /// breaker timers). Default 10 s.
+    pub sweep_interval: Duration,
+    /// Time over which a peer added at runtime, or whose breaker just
+    /// closed, grows to its full share of calls. Zero turns ramp-up off.
+    /// Default 10 s.
+    pub ramp_up: Duration,
+    /// Share of its load a ramping peer starts with. Default 0.1.
+    pub ramp_up_floor: f64,
+    /// Round-trip estimate of a peer not yet measured ([`Strategy::PeakEwma`]).
+    /// Default 30 ms.
+    pub default_rtt: Duration,
+    /// Decay time of the round-trip estimate. Default 10 s.
+    pub rtt_decay: Duration,
+    /// Opens connections. Default [`TcpConnector`].
+    pub connector: Arc<dyn Connector>,
+    /// Seed of the pool's random choices; `None` seeds from the OS. Set it to
+    /// make selection reproducible in tests.
+    pub seed: Option<u64>,
+}
+
+impl Default for PoolConfig {
+    fn default() -> PoolConfig {
+        PoolConfig {
+            selection: Strategy::default(),
+            max_retries: 2,
+            retry_budget: BudgetConfig::default(),
+            breaker: BreakerConfig::default(),
+            classifier: Arc::new(DefaultClassifier),
+            attempt_timeout: None,
+            connections_per_peer: 1,
+            max_connections: 1024,
+            connect_timeout: Duration::from_secs(3),
+            reconnect: Backoff::default(),
+            idle_timeout: Some(Duration::from_secs(300)),
+            sweep_interval: Duration::from_secs(10),
+            ramp_up: Duration::from_secs(10),
+            ramp_up_floor: 0.1,
+            default_rtt: Duration::from_millis(30),
+            rtt_decay: Duration::from_secs(10),
+            connector: Arc::new(TcpConnector),
+            seed: None,
+        }
+    }
+}
+
+impl fmt::Debug for PoolConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolConfig")
+            .field("selection", &self.selection)
+            .field("max_retries", &self.max_retries)
+            .field("retry_budget", &self.retry_budget)
+            .field("breaker", &self.breaker)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("connections_per_peer", &self.connections_per_peer)
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("reconnect", &self.reconnect)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("sweep_interval", &self.sweep_interval)
+            .field("ramp_up", &self.ramp_up)
+            .field("ramp_up_floor", &self.ramp_up_floor)
+            .field("default_rtt", &self.default_rtt)
+            .field("rtt_decay", &self.rtt_decay)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-call choices that only the caller can make.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallPolicy {
+    /// The call may run more than once: unexpected errors (0x05) are then
+    /// retried too. Default false.
+    pub idempotent: bool,
+    /// Overrides [`PoolConfig::max_retries`] for this call.
+    pub max_retries: Option<u32>,
+    /// Overrides [`PoolConfig::attempt_timeout`] for this call.
+    pub attempt_timeout: Option<Duration>,
+}
+
+/// What happened to one call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// Attempts made (0 when the pool declined at once).
+    pub attempts: u32,
+    /// The peers tried, in order.
+    pub peers: Vec<String>,
+    /// Why the last failure was not retried (`None` on success).
+    pub stop: Option<Stop>,
+}
+
+impl CallStats {
+    /// Attempts after the first.
+    pub fn retries(&self) -> u32 {
+        self.attempts.saturating_sub(1)
+    }
+}
+
+/// Counters over the pool's life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Calls made.
+    pub calls: u64,
+    /// Attempts made (calls plus retries, minus calls declined at once).
+    pub attempts: u64,
+    /// Retries made.
+    pub retries: u64,
+    /// Retries the budget refused.
+    pub budget_exhausted: u64,
+    /// Calls declined at once because no peer could take them.
+    pub declined: u64,
+    /// Connects started.
+    pub connects: u64,
+    /// Connects that failed.
+    pub connect_failures: u64,
+    /// Connections open or opening now.
+    pub connections: usize,
+}
+
+/// One peer as the pool sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerStatus {
+    /// `host:port`.
+    pub addr: String,
+    /// Its breaker's state.
+    pub breaker: BreakerState,
+    /// Attempts in flight (including those waiting for a connection).
+    pub in_flight: usize,
+    /// Open connections.
+    pub connections: usize,
+    /// A connect is under way.
+    pub connecting: bool,
+    /// Connects that failed in a row.
+    pub connect_failures: u32,
+    /// Round-trip estimate (peak EWMA).
+    pub rtt: Duration,
+    /// Ramp-up weight, 1 at full share.
+    pub ramp: f64,
+    /// Times its breaker opened.
+    pub times_opened: u64,
+    /// Times its breaker closed again after probing.
+    pub times_recovered: u64,
+}
+
+type Connecting = Shared<BoxFuture<'static, Result<(u64, Client), CallError>>>;
+
+struct Conn {
+    id: u64,
+    client: Client,
+    in_flight: usize,
+    last_used: Instant,
+}
+
+struct Peer {
+    id: u64,
+    addr: Arc<str>,
+    conns: Vec<Conn>,
+    connecting: Option<Connecting>,
+    connect_failures: u32,
+    reconnect_at: Option<Instant>,
+    breaker: Breaker,
+    in_flight: usize,
+    ewma: PeakEwma,
+    /// Start of the ramp-up; `None` once at full share.
+    ramp_since: Option<Instant>,
+    times_opened: u64,
+    times_recovered: u64,
+}
+
+struct State {
+    peers: Vec<Peer>,
+    next_id: u64,
+    selector: Selector,
+    rng: SmallRng,
+    budget: RetryBudget,
+    /// Connections of removed peers, closed once our calls on them end.
+    retiring: Vec<Client>,
+    candidates: Vec<Candidate>,
+    index: Vec<usize>,
+}
+
+#[derive(Default)]
+struct Counters {
+    calls: AtomicU64,
+    attempts: AtomicU64,
+    retries: AtomicU64,
+    budget_exhausted: AtomicU64,
+    declined: AtomicU64,
+    connects: AtomicU64,
+    connect_failures: AtomicU64,
+}
+
+struct Inner {
+    channel: Channel,
+    config: PoolConfig,
+    state: Mutex<State>,
+    counters: Counters,
+    shutdown: CancellationToken,
+}
+
+/// A fleet of peers behind one call: selection, connections, retries, retry
+/// budget and circuit breakers. Cheap to clone; clones share everything.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), tchan::Error> {
+/// use tchan::peer::{PeerPool, PoolConfig};
+/// use tchan::{CallRequest, Channel};
+///
+/// let pool = PeerPool::new(
+///     Channel::new("caller"),
+///     ["10.0.0.1:4040", "10.0.0.2:4040"],
+///     PoolConfig::default(),
+/// );
+/// let resp = pool.call(CallRequest::new("svc", "echo").arg3("hi")).await?;
+/// # Ok(()) }
+/// ```
+///
+/// Must be created inside a tokio runtime (it starts a sweep task, which ends
+/// when the last clone is dropped; dropping the pool also closes its
+/// connections).
+#[derive(Clone)]
+pub struct PeerPool {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PeerPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerPool")
+            .field("peers", &self.inner.lock().peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl PeerPool ===
+
+impl PeerPool {
+    /// A pool over `peers` (`host:port`), connecting lazily through
+    /// `channel`. The initial peers start at full share (no ramp-up).
+    pub fn new(
+        channel: Channel,
+        peers: impl IntoIterator<Item = impl Into<String>>,
+        config: PoolConfig,
+    ) -> PeerPool {
+        let t = now();
+        let seed = config.seed.unwrap_or_else(rand::random);
+        let state = State {
+            peers: Vec::new(),
+            next_id: 1,
+            selector: Selector::new(config.selection),
+            rng: SmallRng::seed_from_u64(seed),
+            budget: RetryBudget::new(config.retry_budget, t),
+            retiring: Vec::new(),
+            candidates: Vec::new(),
+            index: Vec::new(),
+        };
+        let inner = Arc::new(Inner {
+            channel,
+            config,
+            state: Mutex::new(state),
+            counters: Counters::default(),
+            shutdown: CancellationToken::new(),
+        });
+        {
+            let mut st = inner.lock();
+            for p in peers {
+                inner.add(&mut st, t, p.into(), false);
+            }
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(sweep_loop(
+                Arc::downgrade(&inner),
+                inner.config.sweep_interval,
+                inner.shutdown.clone(),
+            ));
+        }
+        PeerPool { inner }
+    }
+
+    /// The channel calls go out through.
+    pub fn channel(&self) -> &Channel {
+        &self.inner.channel
+    }
+
+    /// The pool's options.
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.config
+    }
+
+    /// Adds a peer; false if it is already in the pool (or empty). It ramps
+    /// up unless the pool had no peer.
+    pub fn add_peer(&self, addr: impl Into<String>) -> bool {
+        let mut st = self.inner.lock();
+        let ramp = !st.peers.is_empty();
+        self.inner.add(&mut st, now(), addr.into(), ramp)
+    }
+
+    /// Removes a peer; false if it was not in the pool. It takes no new
+    /// calls; its connections close once the pool's calls on them end.
+    pub fn remove_peer(&self, addr: &str) -> bool {
+        let mut st = self.inner.lock();
+        Inner::remove(&mut st, addr.trim())
+    }
+
+    /// Makes the pool's peers exactly `peers`: adds the new ones (ramping up,
+    /// unless the pool was empty) and removes the missing ones.
+    pub fn set_peers(&self, peers: impl IntoIterator<Item = impl Into<String>>) {
+        let want: Vec<String> = peers
+            .into_iter()
+            .map(|p| p.into().trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        let t = now();
+        let mut st = self.inner.lock();
+        let gone: Vec<Arc<str>> = st
+            .peers
+            .iter()
+            .filter(|p| !want.iter().any(|w| **w == *p.addr))
+            .map(|p| p.addr.clone())
+            .collect();
+        for addr in &gone {
+            Inner::remove(&mut st, addr);
+        }
+        let ramp = !st.peers.is_empty();
+        let mut added = 0;
+        for addr in want {
+            added += usize::from(self.inner.add(&mut st, t, addr, ramp));
+        }
+        if added > 0 || !gone.is_empty() {
+            tracing::info!(
+                target: "tchan::peer",
+                added,
+                removed = gone.len(),
+                peers = st.peers.len(),
+                "peer list changed"
+            );
+        }
+    }
+
+    /// Gives the pool a connection it did not open (for example one that the
+    /// peer opened to us, from [`Channel::accept_io`]), adding the peer if
+    /// needed. Returns false if the connection is already closed.
+    pub fn adopt(&self, addr: &str, client: Client) -> bool {
+        if client.is_closed() {
+            return false;
+        }
+        let t = now();
+        let mut st = self.inner.lock();
+        let ramp = !st.peers.is_empty();
+        self.inner.add(&mut st, t, addr.to_string(), ramp);
+        let id = st.next_id;
+        st.next_id += 1;
+        let Some(p) = st.peers.iter_mut().find(|p| *p.addr == *addr.trim()) else {
+            return false;
+        };
+        p.conns.push(Conn {
+            id,
+            client,
+            in_flight: 0,
+            last_used: t,
+        });
+        true
+    }
+
+    /// Follows a peer source: every list it delivers replaces the pool's
+    /// ([`PeerPool::set_peers`]). The task ends with the source or the pool.
+    pub fn follow(&self, mut source: impl PeerSource) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        let shutdown = self.inner.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let list = tokio::select! {
+                    l = source.next() => l,
+                    _ = shutdown.cancelled() => return,
+                };
+                let (Some(list), Some(inner)) = (list, weak.upgrade()) else {
+                    return;
+                };
+                PeerPool { inner }.set_peers(list);
+            }
+        })
+    }
+
+    /// Every peer's state.
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        let t = now();
+        let mut st = self.inner.lock();
+        st.peers
+            .iter_mut()
+            .map(|p| {
+                if let Some(tr) = p.breaker.handle_timeout(t) {
+                    note(p, tr, t);
+                }
+                p.status(t, &self.inner.config)
+            })
+            .collect()
+    }
+
+    /// One peer's state.
+    pub fn peer(&self, addr: &str) -> Option<PeerStatus> {
+        self.peers().into_iter().find(|p| p.addr == addr)
+    }
+
+    /// Counters over the pool's life.
+    pub fn stats(&self) -> PoolStats {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        PoolStats {
+            calls: get(&c.calls),
+            attempts: get(&c.attempts),
+            retries: get(&c.retries),
+            budget_exhausted: get(&c.budget_exhausted),
+            declined: get(&c.declined),
+            connects: get(&c.connects),
+            connect_failures: get(&c.connect_failures),
+            connections: self.inner.lock().connections(),
+        }
+    }
+
+    /// Retries the budget allows now.
+    pub fn retry_budget_remaining(&self) -> u64 {
+        self.inner.lock().budget.remaining(now())
+    }
+
+    /// Runs the sweep now (it also runs every [`PoolConfig::sweep_interval`]).
+    pub fn sweep(&self) {
+        self.inner.sweep(now());
+    }
+
+    /// Makes a call on some peer, retrying as the pool's options and the
+    /// call's `re` header allow.
+    pub async fn call(&self, req: CallRequest) -> Result<CallResponse, CallError> {
+        self.call_with(req, CallPolicy::default()).await.0
+    }
+
+    /// [`PeerPool::call`], also saying how many attempts it took.
+    pub async fn call_with_stats(
+        &self,
+        req: CallRequest,
+    ) -> (Result<CallResponse, CallError>, CallStats) {
+        self.call_with(req, CallPolicy::default()).await
+    }
+
+    /// Makes a call with per-call choices ([`CallPolicy`]).
+    ///
+    /// Each attempt goes to a peer chosen by the selection strategy, skipping
+    /// peers whose breaker is open and those this call already tried. An
+    /// attempt's ttl is what is left of the call's timeout (capped by the
+    /// attempt timeout). A failed attempt is retried when [`retry::decide`]
+    /// says so. When no peer can take the call, it fails at once with a local
+    /// declined (0x04), which is never retried.
+    pub async fn call_with(
+        &self,
+        req: CallRequest,
+        policy: CallPolicy,
+    ) -> (Result<CallResponse, CallError>, CallStats) {
+        let inner = &self.inner;
+        let start = now();
+        let deadline = start + req.options.timeout;
+        let flags = RetryFlags::parse(req.options.retry_flags.as_deref().map(str::as_bytes));
+        let max_retries = policy.max_retries.unwrap_or(inner.config.max_retries);
+        let attempt_timeout = policy.attempt_timeout.or(inner.config.attempt_timeout);
+        let CallRequest {
+            service,
+            method,
+            arg2,
+            arg3,
+            options,
+        } = req;
+        let mut body = Some(arg3);
+        inner.counters.calls.fetch_add(1, Ordering::Relaxed);
+        inner.lock().budget.deposit(start);
+        let mut stats = CallStats::default();
+        let mut tried: Vec<u64> = Vec::new();
+        let mut last: Option<CallError> = None;
+        loop {
+            let t = now();
+            let pick = match inner.pick(t, &tried) {
+                Ok(p) => p,
+                Err(declined) => {
+                    // [POOL-15] tchan's own declined is final.
+                    stats.stop = Some(Stop::NoPeerAvailable);
+                    let err = match last {
+                        Some(e) => e,
+                        None => {
+                            inner.counters.declined.fetch_add(1, Ordering::Relaxed);
+                            declined
+                        }
+                    };
+                    return (Err(err), stats);
+                }
+            };
+            tried.push(pick.guard.peer);
+            stats.attempts += 1;
+            stats.peers.push(pick.addr.to_string());
+            inner.counters.attempts.fetch_add(1, Ordering::Relaxed);
+            let left = deadline.saturating_duration_since(t);
+            let ttl = attempt_timeout.map_or(left, |a| a.min(left));
+            let target = Target {
+                service: &service,
+                method: &method,
+                arg2: &arg2,
+                options: &options,
+            };
+            let err = match attempt(pick, target, &mut body, ttl).await {
+                Ok(resp) => return (Ok(resp), stats),
+                Err(e) => e,
+            };
+            let t = now();
+            let ctx = RetryContext {
+                flags,
+                idempotent: policy.idempotent,
+                retries: stats.attempts - 1,
+                max_retries,
+                time_left: deadline.saturating_duration_since(t),
+                replayable: body.is_some(),
+            };
+            let decision = retry::decide(&err, &ctx, &mut inner.lock().budget, t);
+            match decision {
+                Decision::Retry => {
+                    inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        target: "tchan::peer",
+                        peer = stats.peers.last().map_or("", String::as_str),
+                        error = %err,
+                        attempt = stats.attempts,
+                        "retrying on another peer"
+                    );
+                    last = Some(err);
+                }
+                Decision::Stop(why) => {
+                    if why == Stop::BudgetExhausted {
+                        inner
+                            .counters
+                            .budget_exhausted
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    stats.stop = Some(why);
+                    return (Err(err), stats);
+                }
+            }
+        }
+    }
+}
+
+/// What one attempt sends, borrowed from the call.
+struct Target<'a> {
+    service: &'a str,
+    method: &'a Bytes,
+    arg2: &'a Bytes,
+    options: &'a CallOptions,
+}
+
+/// One attempt on the picked peer: wait for a connection if needed, send,
+/// record the result.
+async fn attempt(
+    pick: Pick,
+    target: Target<'_>,
+    body: &mut Option<Body>,
+    ttl: Duration,
+) -> Result<CallResponse, CallError> {
+    let Pick {
+        mut guard,
+        route,
+        addr,
+    } = pick;
+    let attempt_deadline = tokio::time::Instant::now() + ttl;
+    let client = match route {
+        Route::Ready(client) => client,
+        Route::Refused(e) => {
+            guard.finish(Class::Ignore, None);
+            return Err(e);
+        }
+        Route::Wait(connecting) => {
+            match tokio::time::timeout_at(attempt_deadline, connecting).await {
+                Ok(Ok((conn, client))) => {
+                    guard.attach(conn);
+                    client
+                }
+                Ok(Err(e)) => {
+                    guard.finish_with(Err(&e), None);
+                    return Err(e);
+                }
+                Err(_) => {
+                    // Nothing was sent: a connection error, safe to retry.
+                    let e = CallError::local(
+                        ErrorCode::NETWORK,
+                        format!("no connection to {addr} within the attempt's time"),
+                    );
+                    guard.finish_with(Err(&e), None);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let left = attempt_deadline.saturating_duration_since(tokio::time::Instant::now());
+    if left < MIN_ATTEMPT_TIME {
+        guard.finish(Class::Ignore, None);
+        return Err(CallError::local(
+            ErrorCode::TIMEOUT,
+            "the deadline passed before the call could be sent",
+        ));
+    }
+    let arg3 = match body.take() {
+        Some(Body::Full(b)) => {
+            *body = Some(Body::Full(b.clone()));
+            Body::Full(b)
+        }
+        Some(stream) => stream,
+        None => {
+            guard.finish(Class::Ignore, None);
+            return Err(CallError::local(
+                ErrorCode::BAD_REQUEST,
+                "the streamed arg3 was already sent",
+            ));
+        }
+    };
+    let mut options = target.options.clone();
+    options.timeout = left;
+    let req = CallRequest {
+        service: target.service.to_string(),
+        method: target.method.clone(),
+        arg2: target.arg2.clone(),
+        arg3,
+        options,
+    };
+    let sent = now();
+    let result = client.call(req).await;
+    guard.finish_with(result.as_ref(), Some(now().saturating_duration_since(sent)));
+    result
+}
+
+/// How the picked attempt reaches its peer.
+enum Route {
+    /// On this open connection.
+    Ready(Client),
+    /// Once this connect finishes.
+    Wait(Connecting),
+    /// Not at all: the pool's connection cap (local busy, retryable).
+    Refused(CallError),
+}
+
+struct Pick {
+    guard: AttemptGuard,
+    route: Route,
+    addr: Arc<str>,
+}
+
+/// An attempt's claim on its peer (in-flight count, breaker admission);
+/// released with the result, or as ignored if the caller goes away.
+struct AttemptGuard {
+    inner: Arc<Inner>,
+    peer: u64,
+    conn: Option<u64>,
+    admission: Admission,
+    done: bool,
+}
+
+impl AttemptGuard {
+    fn attach(&mut self, conn: u64) {
+        self.conn = Some(conn);
+        let t = now();
+        let mut st = self.inner.lock();
+        if let Some(c) = st
+            .peers
+            .iter_mut()
+            .find(|p| p.id == self.peer)
+            .and_then(|p| p.conns.iter_mut().find(|c| c.id == conn))
+        {
+            c.in_flight += 1;
+            c.last_used = t;
+        }
+    }
+
+    fn finish_with(&mut self, result: Result<&CallResponse, &CallError>, rtt: Option<Duration>) {
+        let class = self.inner.config.classifier.classify(result);
+        self.finish(class, rtt);
+    }
+
+    fn finish(&mut self, class: Class, rtt: Option<Duration>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        self.inner
+            .release(self.peer, self.conn, self.admission, class, rtt);
+    }
+}
+
+impl Drop for AttemptGuard {
+    fn drop(&mut self) {
+        // [POOL-27] a caller that gives up releases its slot.
+        self.finish(Class::Ignore, None);
+    }
+}
+
+// === impl Inner ===
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, st: &mut State, t: Instant, addr: String, ramp: bool) -> bool {
+        let addr = addr.trim();
+        if addr.is_empty() || st.peers.iter().any(|p| *p.addr == *addr) {
+            return false;
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        let cfg = &self.config;
+        st.peers.push(Peer {
+            id,
+            addr: addr.into(),
+            conns: Vec::new(),
+            connecting: None,
+            connect_failures: 0,
+            reconnect_at: None,
+            breaker: Breaker::new(cfg.breaker, t),
+            in_flight: 0,
+            ewma: PeakEwma::new(t, cfg.default_rtt, cfg.rtt_decay),
+            ramp_since: (ramp && !cfg.ramp_up.is_zero()).then_some(t),
+            times_opened: 0,
+            times_recovered: 0,
+        });
+        true
+    }
+
+    fn remove(st: &mut State, addr: &str) -> bool {
+        let Some(i) = st.peers.iter().position(|p| *p.addr == *addr) else {
+            return false;
+        };
+        let peer = st.peers.remove(i);
+        for c in peer.conns {
+            if c.in_flight == 0 && c.client.calls_in_flight().0 == 0 {
+                c.client.close();
+            } else {
+                st.retiring.push(c.client);
+            }
+        }
+        true
+    }
+
+    /// Chooses a peer and a way to reach it, under the lock.
+    fn pick(self: &Arc<Self>, t: Instant, tried: &[u64]) -> Result<Pick, CallError> {
+        let cfg = &self.config;
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if st.peers.is_empty() {
+            return Err(CallError::local(
+                ErrorCode::DECLINED,
+                "the peer pool is empty",
+            ));
+        }
+        st.candidates.clear();
+        st.index.clear();
+        let mut open = 0;
+        for (i, p) in st.peers.iter_mut().enumerate() {
+            if let Some(tr) = p.breaker.handle_timeout(t) {
+                note(p, tr, t);
+            }
+            // [POOL-8] open peers are skipped.
+            if !p.breaker.is_available() {
+                open += 1;
+                continue;
+            }
+            p.conns.retain(|c| !c.client.is_closed());
+            let usable = p.conns.iter().any(|c| c.client.accepts_new_calls());
+            // [POOL-10] a peer waiting out its reconnect backoff is skipped.
+            let can_connect = p.connecting.is_some() || p.reconnect_at.is_none_or(|r| r <= t);
+            if !usable && !can_connect {
+                continue;
+            }
+            let weight = match p.ramp_since {
+                Some(since) => {
+                    let w = ramp_weight(t, since, cfg.ramp_up, cfg.ramp_up_floor);
+                    if w >= 1.0 {
+                        p.ramp_since = None;
+                    }
+                    w
+                }
+                None => 1.0,
+            };
+            st.candidates.push(Candidate {
+                in_flight: p.in_flight,
+                rtt: p.ewma.estimate(t),
+                weight,
+                tried: tried.contains(&p.id),
+            });
+            st.index.push(i);
+        }
+        let Some(c) = st.selector.select(&st.candidates, &mut st.rng) else {
+            let why = if open == st.peers.len() {
+                "every peer's circuit breaker is open"
+            } else {
+                "no peer can take a call now (circuit breakers open, reconnects backing off)"
+            };
+            return Err(CallError::local(ErrorCode::DECLINED, why));
+        };
+        let i = st.index[c];
+
+        // The connection: the least busy usable one; a new one when none is
+        // usable, or (in the background) when all are busy and more are allowed.
+        let per_peer = cfg.connections_per_peer.max(1);
+        let (best, usable_n) = {
+            let p = &st.peers[i];
+            let mut best: Option<(usize, usize)> = None;
+            let mut n = 0;
+            for (k, c) in p.conns.iter().enumerate() {
+                if c.client.accepts_new_calls() {
+                    n += 1;
+                    if best.is_none_or(|(_, load)| c.in_flight < load) {
+                        best = Some((k, c.in_flight));
+                    }
+                }
+            }
+            (best, n)
+        };
+        let grow = {
+            let p = &st.peers[i];
+            p.connecting.is_none()
+                && usable_n < per_peer
+                && best.is_none_or(|(_, load)| load > 0)
+                && p.reconnect_at.is_none_or(|r| r <= t)
+        };
+        let mut start_connect = false;
+        if grow {
+            if st.connections() < cfg.max_connections {
+                start_connect = true;
+            } else if best.is_none() && st.evict_idle(i) {
+                // [POOL-11] made room by closing an idle connection.
+                start_connect = true;
+            }
+        }
+        let peer = &mut st.peers[i];
+        let Some(admission) = peer.breaker.admit() else {
+            return Err(CallError::local(
+                ErrorCode::DECLINED,
+                "the chosen peer's circuit breaker is open",
+            ));
+        };
+        peer.in_flight += 1;
+        if start_connect {
+            peer.connecting = Some(self.spawn_connect(peer.id, peer.addr.clone()));
+        }
+        let mut guard = AttemptGuard {
+            inner: self.clone(),
+            peer: peer.id,
+            conn: None,
+            admission,
+            done: false,
+        };
+        let route = if let Some((k, _)) = best {
+            let c = &mut peer.conns[k];
+            c.in_flight += 1;
+            c.last_used = t;
+            guard.conn = Some(c.id);
+            Route::Ready(c.client.clone())
+        } else if let Some(connecting) = &peer.connecting {
+            Route::Wait(connecting.clone())
+        } else {
+            Route::Refused(CallError::local(
+                ErrorCode::BUSY,
+                "the pool's connection limit is reached",
+            ))
+        };
+        Ok(Pick {
+            guard,
+            route,
+            addr: peer.addr.clone(),
+        })
+    }
+
+    /// Starts a connect in its own task; attempts share its result.
+    fn spawn_connect(self: &Arc<Self>, peer: u64, addr: Arc<str>) -> Connecting {
+        self.counters.connects.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let fut = self.config.connector.connect(&self.channel, &addr);
+        let timeout = self.config.connect_timeout;
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            // [POOL-13] every connect failure is a connection error (0x07).
+            let res = match tokio::time::timeout(timeout, fut).await {
+                Ok(Ok(c)) => Ok(c),
+                Ok(Err(e)) => Err(CallError::local(
+                    ErrorCode::NETWORK,
+                    format!("connect to {addr}: {}", e.message),
+                )),
+                Err(_) => Err(CallError::local(
+                    ErrorCode::NETWORK,
+                    format!("connect to {addr}: not connected within {timeout:?}"),
+                )),
+            };
+            let out = match weak.upgrade() {
+                Some(inner) => inner.connected(peer, res),
+                None => {
+                    if let Ok(c) = &res {
+                        c.close();
+                    }
+                    Err(CallError::local(ErrorCode::NETWORK, "the pool is gone"))
+                }
+            };
+            let _ = tx.send(out);
+        });
+        async move {
+            rx.await.unwrap_or_else(|_| {
+                Err(CallError::local(
+                    ErrorCode::NETWORK,
+                    "the connect was abandoned",
+                ))
+            })
+        }
+        .boxed()
+        .shared()
+    }
+
+    /// Installs a finished connect's result.
+    fn connected(
+        &self,
+        peer: u64,
+        res: Result<Client, CallError>,
+    ) -> Result<(u64, Client), CallError> {
+        let t = now();
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let id = st.next_id;
+        st.next_id += 1;
+        let random: f64 = st.rng.random();
+        let Some(p) = st.peers.iter_mut().find(|p| p.id == peer) else {
+            return match res {
+                Ok(c) => {
+                    c.close();
+                    Err(CallError::local(
+                        ErrorCode::NETWORK,
+                        "the peer left the pool while connecting",
+                    ))
+                }
+                Err(e) => Err(e),
+            };
+        };
+        p.connecting = None;
+        match res {
+            Ok(client) => {
+                p.connect_failures = 0;
+                p.reconnect_at = None;
+                p.conns.push(Conn {
+                    id,
+                    client: client.clone(),
+                    in_flight: 0,
+                    last_used: t,
+                });
+                Ok((id, client))
+            }
+            Err(e) => {
+                self.counters
+                    .connect_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                p.connect_failures = p.connect_failures.saturating_add(1);
+                let delay = self.config.reconnect.delay(p.connect_failures, random);
+                p.reconnect_at = Some(t + delay);
+                tracing::debug!(
+                    target: "tchan::peer",
+                    peer = %p.addr,
+                    error = %e,
+                    failures = p.connect_failures,
+                    retry_in = ?delay,
+                    "connect failed"
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Records an attempt's end.
+    fn release(
+        &self,
+        peer: u64,
+        conn: Option<u64>,
+        admission: Admission,
+        class: Class,
+        rtt: Option<Duration>,
+    ) {
+        let t = now();
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let random: f64 = st.rng.random();
+        if let Some(p) = st.peers.iter_mut().find(|p| p.id == peer) {
+            p.in_flight = p.in_flight.saturating_sub(1);
+            if let Some(c) = conn.and_then(|id| p.conns.iter_mut().find(|c| c.id == id)) {
+                c.in_flight = c.in_flight.saturating_sub(1);
+                c.last_used = t;
+            }
+            if let (Some(rtt), true) = (rtt, class != Class::Ignore) {
+                p.ewma.observe(t, rtt);
+            }
+            if let Some(tr) = p.breaker.on_result(t, admission, class, random) {
+                note(p, tr, t);
+            }
+        }
+        if !st.retiring.is_empty() {
+            st.close_retired();
+        }
+    }
+
+    fn sweep(&self, t: Instant) {
+        let mut st = self.lock();
+        let idle = self.config.idle_timeout;
+        for p in &mut st.peers {
+            if let Some(tr) = p.breaker.handle_timeout(t) {
+                note(p, tr, t);
+            }
+            p.conns.retain(|c| {
+                if c.client.is_closed() {
+                    return false;
+                }
+                // [POOL-12] idle connections are closed.
+                let idle_long = idle.is_some_and(|d| {
+                    c.in_flight == 0 && t.saturating_duration_since(c.last_used) >= d
+                });
+                if idle_long && c.client.calls_in_flight() == (0, 0) {
+                    tracing::debug!(target: "tchan::peer", peer = %p.addr, "closing an idle connection");
+                    c.client.close();
+                    return false;
+                }
+                true
+            });
+        }
+        st.close_retired();
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        for p in &st.peers {
+            for c in &p.conns {
+                c.client.close();
+            }
+        }
+        for c in &st.retiring {
+            c.close();
+        }
+    }
+}
+
+// === impl State ===
+
+impl State {
+    /// Connections open or opening, over all peers.
+    fn connections(&self) -> usize {
+        self.peers
+            .iter()
+            .map(|p| p.conns.len() + usize::from(p.connecting.is_some()))
+            .sum::<usize>()
+            + self.retiring.len()
+    }
+
+    /// Closes the least recently used idle connection of a peer other than
+    /// `except`; false if there is none.
+    fn evict_idle(&mut self, except: usize) -> bool {
+        let mut oldest: Option<(usize, usize, Instant)> = None;
+        for (i, p) in self.peers.iter().enumerate() {
+            if i == except {
+                continue;
+            }
+            for (k, c) in p.conns.iter().enumerate() {
+                if c.in_flight == 0
+                    && oldest.is_none_or(|(_, _, at)| c.last_used < at)
+                    && c.client.calls_in_flight() == (0, 0)
+                {
+                    oldest = Some((i, k, c.last_used));
+                }
+            }
+        }
+        let Some((i, k, _)) = oldest else {
+            return false;
+        };
+        let c = self.peers[i].conns.remove(k);
+        c.client.close();
+        true
+    }
+
+    fn close_retired(&mut self) {
+        self.retiring.retain(|c| {
+            if c.is_closed() {
+                return false;
+            }
+            if c.calls_in_flight().0 == 0 {
+                c.close();
+                return false;
+            }
+            true
+        });
+    }
+}
+
+// === impl Peer ===
+
+impl Peer {
+    fn status(&self, t: Instant, cfg: &PoolConfig) -> PeerStatus {
+        PeerStatus {
+            addr: self.addr.to_string(),
+            breaker: self.breaker.state(),
+            in_flight: self.in_flight,
+            connections: self.conns.iter().filter(|c| !c.client.is_closed()).count(),
+            connecting: self.connecting.is_some(),
+            connect_failures: self.connect_failures,
+            rtt: self.ewma.estimate(t),
+            ramp: self
+                .ramp_since
+                .map_or(1.0, |s| ramp_weight(t, s, cfg.ramp_up, cfg.ramp_up_floor)),
+            times_opened: self.times_opened,
+            times_recovered: self.times_recovered,
+        }
+    }
+}
+
+/// Records a breaker transition: counters, ramp-up, and a tracing event.
+fn note(p: &mut Peer, tr: Transition, t: Instant) {
+    match tr.to {
+        BreakerState::Open => p.times_opened += 1,
+        BreakerState::Closed => {
+            p.times_recovered += 1;
+            // [POOL-6] a recovered peer ramps up again.
+            p.ramp_since = Some(t);
+        }
+        BreakerState::HalfOpen => {}
+    }
+    // [POOL-24] breaker state changes are tracing events.
+    tracing::info!(
+        target: "tchan::peer",
+        peer = %p.addr,
+        from = %tr.from,
+        to = %tr.to,
+        "circuit breaker state changed"
+    );
+}
+
+async fn sweep_loop(weak: Weak<Inner>, interval: Duration, shutdown: CancellationToken) {
+    let interval = interval.max(Duration::from_millis(1));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        inner.sweep(now());
+    }
+}
