@@ -1,10 +1,11 @@
 //! Closed-loop load generation for `tchan bench` (and `tchan demo`).
 //!
-//! `threads` current-thread runtimes, each on its own OS thread, share the
-//! `connections`; each connection lives on one runtime and carries its share
-//! of the `concurrency` workers. A worker makes one call at a time, back to
-//! back, until the run ends. Nothing crosses threads on the hot path: each
-//! runtime records into its own histogram, merged at the end.
+//! `threads` current-thread runtimes, each on its own OS thread, each with
+//! its own [`PeerPool`] over all the peers (so connections and calls stay on
+//! their thread), share the `concurrency` workers. A worker makes one call at
+//! a time, back to back, until the run ends; the pool picks the peer and
+//! retries by its rules, and the retries are counted. Each runtime records
+//! into its own histogram, merged at the end.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,13 +16,16 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 
 use crate::frame::{ChecksumType, ErrorCode};
-use crate::{CallRequest, Channel, Client};
+use crate::peer::{PeerPool, PoolConfig};
+use crate::{CallRequest, Channel};
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
-    /// Peer, `host:port`.
-    pub peer: String,
+    /// Peers, `host:port` each.
+    pub peers: Vec<String>,
+    /// Retries per call at most (the pool's budget also applies).
+    pub max_retries: u32,
     /// Service to call.
     pub service: String,
     /// Method (arg1).
@@ -115,68 +119,58 @@ fn code_name(code: ErrorCode) -> &'static str {
 struct ThreadResult {
     hist: Histogram<u64>,
     errors: BTreeMap<&'static str, u64>,
+    retries: u64,
 }
 
 /// Runs the load and blocks until it is done. Fails only when no connection
 /// could be made at all.
 pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, crate::Error> {
     let threads = config.threads.max(1).min(config.connections.max(1));
-    let connections = config.connections.max(1);
     let concurrency = config.concurrency.max(1);
+    // Fail fast, before any thread starts, when no peer answers at all.
+    let reachable = config.peers.iter().any(|p| {
+        use std::net::ToSocketAddrs;
+        p.to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .is_some_and(|a| {
+                std::net::TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok()
+            })
+    });
+    if !reachable {
+        return Err(crate::Error::local(
+            ErrorCode::NETWORK,
+            format!("cannot connect to any of {:?}", config.peers),
+        ));
+    }
     let start = Instant::now();
     let measure_from = start + config.warmup;
     let end = measure_from + config.duration;
+    let per_thread_conns = config.connections.max(1).div_ceil(threads);
     let mut joins = Vec::new();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), crate::Error>>();
-    let go = Arc::new(std::sync::Barrier::new(threads + 1));
     for t in 0..threads {
-        // Connections t, t+threads, ... live on thread t; workers likewise.
-        let conns: Vec<usize> = (t..connections).step_by(threads).collect();
-        let workers: Vec<usize> = (0..concurrency)
-            .filter(|w| conns.contains(&(w % connections)))
-            .map(|w| w % connections)
-            .collect();
+        let workers = (t..concurrency).step_by(threads).count();
         let config = config.clone();
         let progress = progress.clone();
-        let ready_tx = ready_tx.clone();
-        let go = go.clone();
         joins.push(std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| crate::Error::local(ErrorCode::NETWORK, e.to_string()));
-            let rt = match rt {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    go.wait();
-                    return None;
-                }
-            };
+                .ok()?;
             rt.block_on(async move {
-                let channel = Channel::new(config.caller.clone());
-                let mut clients: BTreeMap<usize, Client> = BTreeMap::new();
-                for c in &conns {
-                    match channel.connect(config.peer.as_str()).await {
-                        Ok(client) => {
-                            clients.insert(*c, client);
-                        }
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            go.wait();
-                            return None;
-                        }
-                    }
-                }
-                let _ = ready_tx.send(Ok(()));
-                drop(ready_tx);
-                // Everyone starts together (this thread's drivers idle meanwhile).
-                go.wait();
+                let pool = PeerPool::new(
+                    Channel::new(config.caller.clone()),
+                    config.peers.clone(),
+                    PoolConfig {
+                        max_retries: config.max_retries,
+                        connections_per_peer: per_thread_conns,
+                        ..PoolConfig::default()
+                    },
+                );
                 let payload = Bytes::from(vec![0x5a; config.size]);
-                let tasks = workers.into_iter().map(|c| {
-                    let client = clients[&c].clone();
+                let tasks = (0..workers).map(|_| {
                     worker(
-                        client,
+                        pool.clone(),
                         config.clone(),
                         payload.clone(),
                         measure_from,
@@ -185,34 +179,21 @@ pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, crate
                     )
                 });
                 let results = futures::future::join_all(tasks).await;
-                let mut hist = new_hist();
-                let mut errors = BTreeMap::new();
+                let mut total = ThreadResult {
+                    hist: new_hist(),
+                    errors: BTreeMap::new(),
+                    retries: 0,
+                };
                 for r in results {
-                    let _ = hist.add(&r.hist);
+                    let _ = total.hist.add(&r.hist);
+                    total.retries += r.retries;
                     for (k, v) in r.errors {
-                        *errors.entry(k).or_insert(0) += v;
+                        *total.errors.entry(k).or_insert(0) += v;
                     }
                 }
-                for c in clients.values() {
-                    c.close();
-                }
-                Some(ThreadResult { hist, errors })
+                Some(total)
             })
         }));
-    }
-    drop(ready_tx);
-    let mut first_error = None;
-    for r in ready_rx.iter().take(threads) {
-        if let Err(e) = r {
-            first_error.get_or_insert(e);
-        }
-    }
-    go.wait();
-    if let Some(e) = first_error {
-        for j in joins {
-            let _ = j.join();
-        }
-        return Err(e);
     }
     // CPU time over the measured window only.
     let now = Instant::now();
@@ -228,9 +209,11 @@ pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, crate
     let cpu = cpu_measured.elapsed();
     let mut hist = new_hist();
     let mut errors_by_code: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut retries = 0;
     for j in joins {
         if let Ok(Some(r)) = j.join() {
             let _ = hist.add(&r.hist);
+            retries += r.retries;
             for (k, v) in r.errors {
                 *errors_by_code.entry(k).or_insert(0) += v;
             }
@@ -243,7 +226,7 @@ pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, crate
         calls,
         errors,
         errors_by_code,
-        retries: 0,
+        retries,
         calls_per_sec: calls as f64 / secs,
         p50_us: hist.value_at_quantile(0.50),
         p90_us: hist.value_at_quantile(0.90),
@@ -264,7 +247,7 @@ fn new_hist() -> Histogram<u64> {
 }
 
 async fn worker(
-    client: Client,
+    pool: PeerPool,
     config: LoadConfig,
     payload: Bytes,
     measure_from: Instant,
@@ -273,6 +256,7 @@ async fn worker(
 ) -> ThreadResult {
     let mut hist = new_hist();
     let mut errors = BTreeMap::new();
+    let mut retries = 0u64;
     let service = config.service.clone();
     let method = Bytes::from(config.method.clone().into_bytes());
     loop {
@@ -284,11 +268,12 @@ async fn worker(
             .arg3(payload.clone())
             .checksum(config.checksum)
             .timeout(config.timeout);
-        let r = client.call(req).await;
+        let (r, stats) = pool.call_with_stats(req).await;
         let t1 = Instant::now();
         if t0 < measure_from || t1 > end {
             continue;
         }
+        retries += u64::from(stats.retries());
         match r {
             Ok(resp) if resp.is_ok() => {
                 let us = u64::try_from(t1.duration_since(t0).as_micros()).unwrap_or(u64::MAX);
@@ -302,13 +287,16 @@ async fn worker(
             Err(e) => {
                 *errors.entry(code_name(e.code)).or_insert(0) += 1;
                 progress.errors.fetch_add(1, Ordering::Relaxed);
-                if client.is_closed() {
-                    // Nothing more will work on this connection.
-                    tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await;
-                    break;
+                if e.code == ErrorCode::NETWORK || e.code == ErrorCode::DECLINED {
+                    // Nothing answers right now: do not spin.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             }
         }
     }
-    ThreadResult { hist, errors }
+    ThreadResult {
+        hist,
+        errors,
+        retries,
+    }
 }

@@ -290,3 +290,105 @@ fn bench_prints_a_human_summary() {
         assert!(text.contains(part), "{part} missing from:\n{text}");
     }
 }
+
+fn dead_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap().to_string();
+    drop(l);
+    a
+}
+
+#[test]
+fn call_and_bench_take_several_peers_through_the_pool() {
+    // [POOL-1] the CLI goes through the peer pool
+    let s1 = Server::start(&["--threads", "1"]);
+    let s2 = Server::start(&["--threads", "1"]);
+    let out = call(&[
+        "--peer", &s1.addr, "--peer", &s2.addr, "tchan", "echo", "--arg3", "hi",
+    ]);
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), &b"hi"[..])
+    );
+    // A peer file, with a dead peer in it: retries reach a live one.
+    let dir = std::env::temp_dir().join(format!("tchan-peers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("peers.txt");
+    std::fs::write(&file, format!("# fleet\n{}\n{}\n", dead_addr(), s1.addr)).unwrap();
+    for _ in 0..5 {
+        let out = call(&[
+            "--peer-file",
+            file.to_str().unwrap(),
+            "tchan",
+            "echo",
+            "--retries",
+            "3",
+            "--arg3",
+            "ok",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // bench over both servers counts its retries in the JSON.
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "--peer",
+            &s1.addr,
+            "--peer",
+            &s2.addr,
+            "tchan",
+            "echo",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0",
+            "--concurrency",
+            "4",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["calls"].as_u64().unwrap() > 0);
+    assert_eq!(v["retries"], 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn peer_given_both_ways_or_not_at_all_is_a_usage_error() {
+    let s = Server::start(&["--threads", "1"]);
+    let both = call(&[&s.addr, "tchan", "echo", "--peer", &s.addr]);
+    assert_eq!(both.status.code(), Some(125));
+    let none = call(&["tchan", "echo"]);
+    assert_eq!(none.status.code(), Some(125));
+    let bench_both = Command::new(BIN)
+        .args(["bench", &s.addr, "tchan", "echo", "--peer", &s.addr])
+        .output()
+        .unwrap();
+    assert_eq!(bench_both.status.code(), Some(125));
+}
+
+#[test]
+fn a_failed_handshake_is_a_network_error() {
+    // A listener that accepts and closes at once.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let t = std::thread::spawn(move || {
+        for s in l.incoming().take(1) {
+            drop(s);
+        }
+    });
+    let out = call(&[&addr, "tchan", "echo", "--timeout", "2000"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.join().unwrap();
+}

@@ -92,12 +92,19 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// The peer, HOST:PORT.
-    peer: String,
-    /// The service to call.
-    service: String,
-    /// The method (arg1).
-    method: String,
+    /// [PEER] SERVICE METHOD: the peer (HOST:PORT) may instead be given with
+    /// --peer (repeatable) or --peer-file, but not both ways.
+    #[arg(value_name = "[PEER] SERVICE METHOD", num_args = 2..=3, required = true)]
+    target: Vec<String>,
+    /// A peer, HOST:PORT; repeat for several (calls go through the peer pool).
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    peers: Vec<String>,
+    /// A file with one HOST:PORT a line (# comments allowed), re-read when it changes.
+    #[arg(long)]
+    peer_file: Option<PathBuf>,
+    /// Retries per call at most (the pool's retry budget also applies).
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
     /// Calls in flight.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
@@ -136,12 +143,20 @@ struct DemoArgs {
 
 #[derive(Args)]
 struct CallArgs {
-    /// The peer, HOST:PORT.
-    peer: String,
-    /// The service to call.
-    service: String,
-    /// The method (arg1).
-    method: String,
+    /// [PEER] SERVICE METHOD: the peer (HOST:PORT) may instead be given with
+    /// --peer (repeatable) or --peer-file, but not both ways.
+    #[arg(value_name = "[PEER] SERVICE METHOD", num_args = 2..=3, required = true)]
+    target: Vec<String>,
+    /// A peer, HOST:PORT; repeat for several (calls go through the peer pool).
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    peers: Vec<String>,
+    /// A file with one HOST:PORT a line (# comments allowed), re-read when it changes.
+    #[arg(long)]
+    peer_file: Option<PathBuf>,
+    /// Retries allowed (by TChannel's retry rules); default 0: one attempt,
+    /// so the exit status reports the first failure.
+    #[arg(long, default_value_t = 0)]
+    retries: u32,
     /// arg2 as text.
     #[arg(long, conflicts_with = "arg2_file")]
     arg2: Option<String>,
@@ -362,6 +377,46 @@ async fn serve(args: ServeArgs, workers: Vec<tokio::runtime::Handle>) -> ExitCod
 
 // ===== call =====
 
+/// The peers, service and method from `[PEER] SERVICE METHOD`, `--peer` and
+/// `--peer-file`; a usage error when the peer is given both ways or not at all.
+fn resolve_target(
+    cmd: &str,
+    target: &[String],
+    peers: &[String],
+    peer_file: &Option<PathBuf>,
+) -> Result<(Vec<String>, String, String), ExitCode> {
+    let flagged = !peers.is_empty() || peer_file.is_some();
+    let (mut list, service, method) = match (target, flagged) {
+        ([peer, service, method], false) => (vec![peer.clone()], service, method),
+        ([_, _, _], true) => {
+            return Err(usage_for(
+                cmd,
+                "give the peer as PEER or with --peer/--peer-file, not both",
+            ));
+        }
+        ([service, method], true) => (peers.to_vec(), service, method),
+        ([_, _], false) => {
+            return Err(usage_for(cmd, "no peer: give PEER, --peer or --peer-file"));
+        }
+        _ => return Err(usage_for(cmd, "expected [PEER] SERVICE METHOD")),
+    };
+    if let Some(path) = peer_file {
+        match tchan::peer::PeerFile::read(path) {
+            Ok(more) => list.extend(more),
+            Err(e) => {
+                return Err(usage_for(
+                    cmd,
+                    format!("cannot read {}: {e}", path.display()),
+                ));
+            }
+        }
+    }
+    if list.is_empty() {
+        return Err(usage_for(cmd, "the peer list is empty"));
+    }
+    Ok((list, service.clone(), method.clone()))
+}
+
 fn exit_for(e: &Error) -> u8 {
     match e.code {
         ErrorCode::TIMEOUT => 1,
@@ -382,6 +437,10 @@ fn usage(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 async fn call(a: CallArgs) -> ExitCode {
+    let (peers, service, method) = match resolve_target("call", &a.target, &a.peers, &a.peer_file) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let read_arg =
         |text: &Option<String>, file: &Option<PathBuf>, default: &str| -> io::Result<Bytes> {
             Ok(match (text, file) {
@@ -404,15 +463,12 @@ async fn call(a: CallArgs) -> ExitCode {
             a.checksum
         ));
     };
-    let mut req = CallRequest::new(
-        a.service.clone(),
-        Bytes::from(a.method.clone().into_bytes()),
-    )
-    .arg2(arg2)
-    .arg3(arg3)
-    .timeout(Duration::from_millis(a.timeout))
-    .checksum(checksum)
-    .scheme(if a.json { "json" } else { "raw" });
+    let mut req = CallRequest::new(service.clone(), Bytes::from(method.clone().into_bytes()))
+        .arg2(arg2)
+        .arg3(arg3)
+        .timeout(Duration::from_millis(a.timeout))
+        .checksum(checksum)
+        .scheme(if a.json { "json" } else { "raw" });
     req.options.caller = Some(a.caller.clone());
     req.options.shard_key = a.shard_key.clone();
     for h in &a.headers {
@@ -435,23 +491,18 @@ async fn call(a: CallArgs) -> ExitCode {
     if let Err(e) = tchan::frame::TransportHeaders::strict(check) {
         return usage(format!("bad --header: {e}"));
     }
-    let channel = Channel::new(a.caller.clone());
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(a.timeout);
-    let client = match tokio::time::timeout_at(deadline, channel.connect(a.peer.as_str())).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            eprintln!("tchan call: cannot connect to {}: {e}", a.peer);
-            return ExitCode::from(exit_for(&e));
-        }
-        Err(_) => {
-            eprintln!("tchan call: connecting to {} timed out", a.peer);
-            return ExitCode::from(1);
-        }
-    };
-    req.options.timeout = deadline
-        .saturating_duration_since(tokio::time::Instant::now())
-        .max(Duration::from_millis(1));
-    let resp = match client.call(req).await {
+    let pool = tchan::peer::PeerPool::new(
+        Channel::new(a.caller.clone()),
+        peers.clone(),
+        tchan::peer::PoolConfig {
+            max_retries: a.retries,
+            ..tchan::peer::PoolConfig::default()
+        },
+    );
+    if let Some(path) = &a.peer_file {
+        pool.follow(tchan::peer::PeerFile::new(path.clone()));
+    }
+    let resp = match pool.call(req).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tchan call: {e}");
@@ -489,7 +540,6 @@ async fn call(a: CallArgs) -> ExitCode {
         eprintln!("tchan call: cannot write arg3: {e}");
         return ExitCode::from(EXIT_LOCAL);
     }
-    client.close();
     if resp.is_application_error() {
         ExitCode::from(EXIT_APPLICATION)
     } else {
@@ -529,10 +579,16 @@ fn bench(a: BenchArgs) -> ExitCode {
             "--concurrency, --connections and --threads must be at least 1",
         );
     }
+    let (peers, service, method) = match resolve_target("bench", &a.target, &a.peers, &a.peer_file)
+    {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let config = tchan::loadgen::LoadConfig {
-        peer: a.peer,
-        service: a.service,
-        method: a.method,
+        peers,
+        max_retries: a.retries,
+        service,
+        method,
         concurrency: a.concurrency,
         duration,
         warmup,
@@ -627,7 +683,7 @@ fn round2(x: f64) -> serde_json::Value {
 fn print_summary(c: &tchan::loadgen::LoadConfig, r: &tchan::loadgen::Report) {
     println!(
         "tchan bench: {} {} {}, {} B arg3, {} connection(s), {} in flight, {} thread(s), {:.1} s measured after {:.1} s warm-up",
-        c.peer,
+        c.peers.join(","),
         c.service,
         c.method,
         c.size,
@@ -639,6 +695,7 @@ fn print_summary(c: &tchan::loadgen::LoadConfig, r: &tchan::loadgen::Report) {
     );
     println!("calls        {}", r.calls);
     println!("errors       {}", r.errors);
+    println!("retries      {}", r.retries);
     for (name, n) in &r.errors_by_code {
         println!("  {name:<11} {n}");
     }
@@ -694,7 +751,8 @@ fn demo(a: DemoArgs) -> ExitCode {
     let mut results = Vec::new();
     for concurrency in [1usize, 64] {
         let config = tchan::loadgen::LoadConfig {
-            peer: addr.to_string(),
+            peers: vec![addr.to_string()],
+            max_retries: 2,
             service: "demo".into(),
             method: "echo".into(),
             concurrency,
