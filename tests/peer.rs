@@ -1415,3 +1415,32 @@ async fn fault_a_peer_that_never_answers_init() {
         "{took:?}"
     );
 }
+
+// [POOL-28] a connection the peer opened to us is reused, not doubled
+#[tokio::test]
+async fn the_pool_reuses_a_connection_the_peer_opened_to_us() {
+    use tchan::peer::{PeerPool, PoolConfig};
+    use tchan::{CallRequest, Channel, Request, Response};
+    let a = Channel::new("a");
+    let b = Channel::new("b");
+    b.register("b", "who", |_req: Request| async move {
+        Ok(Response::ok(bytes::Bytes::new(), "b"))
+    });
+    let a_addr = a.listen("127.0.0.1:0").await.unwrap();
+    let b_addr = b.listen("127.0.0.1:0").await.unwrap();
+    // b dials a: a now holds an inbound connection from b, announced as b_addr.
+    let _b_to_a = b.connect(a_addr).await.unwrap();
+    for _ in 0..100 {
+        if a.inbound_client(&b_addr.to_string()).is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(a.inbound_client(&b_addr.to_string()).is_some());
+    let pool = PeerPool::new(a.clone(), [b_addr.to_string()], PoolConfig::default());
+    let r = pool.call(CallRequest::new("b", "who")).await.unwrap();
+    assert_eq!(&r.arg3[..], b"b");
+    // b accepted no second connection: the call went over the one b opened.
+    assert_eq!(b.active_connections(), 1);
+    assert_eq!(a.active_connections(), 1);
+}

@@ -46,7 +46,10 @@ pub trait Connector: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<Client, CallError>>;
 }
 
-/// Connects over TCP with [`Channel::connect`] (which resolves host names).
+/// Reuses a connection the peer opened to us when there is one
+/// ([`Channel::inbound_client`]: same announced `host_port`, still open), and
+/// otherwise connects over TCP with [`Channel::connect`] (which resolves host
+/// names).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TcpConnector;
 
@@ -56,6 +59,9 @@ impl Connector for TcpConnector {
         channel: &Channel,
         addr: &str,
     ) -> BoxFuture<'static, Result<Client, CallError>> {
+        if let Some(client) = channel.inbound_client(addr.trim()) {
+            return Box::pin(async move { Ok(client) });
+        }
         let channel = channel.clone();
         let addr = addr.to_string();
         Box::pin(async move { channel.connect(addr).await })

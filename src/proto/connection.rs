@@ -120,6 +120,8 @@ pub struct Connection {
     keepalive_next: Option<Instant>,
     keepalive_ping: Option<u32>,
     keepalive_unanswered: u32,
+    /// True when the peer opened this connection.
+    acceptor: bool,
     /// The latest `now` seen, for work done from application calls that
     /// take no time (remembering ids of calls they end).
     last_now: Instant,
@@ -150,6 +152,7 @@ impl Connection {
             keepalive_ping: None,
             keepalive_unanswered: 0,
             last_now: now,
+            acceptor: false,
         }
     }
 
@@ -169,7 +172,14 @@ impl Connection {
 
     /// The side that accepted the TCP connection: waits for init req.
     pub fn acceptor(config: ConnectionConfig, now: Instant) -> Connection {
-        Connection::new(config, State::AwaitInitReq, now)
+        let mut c = Connection::new(config, State::AwaitInitReq, now);
+        c.acceptor = true;
+        c
+    }
+
+    /// True on the side that accepted the connection (the peer opened it).
+    pub fn is_acceptor(&self) -> bool {
+        self.acceptor
     }
 
     fn init_headers(&self) -> InitHeaders {

@@ -321,6 +321,28 @@ impl Channel {
         }
     }
 
+    /// A connection that the peer at `host_port` opened to this channel and
+    /// announced that address on, still open for calls: calls to that peer can
+    /// reuse it instead of opening another (the peer pool's default connector
+    /// does).
+    pub fn inbound_client(&self, host_port: &str) -> Option<Client> {
+        let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns.iter().filter_map(Weak::upgrade).find_map(|shared| {
+            let usable = {
+                let st = shared.lock();
+                st.conn.is_acceptor()
+                    && st.conn.accepts_new_calls()
+                    && st.conn.peer().is_some_and(|p| {
+                        !crate::frame::is_ephemeral(&p.host_port) && p.host_port == host_port
+                    })
+            };
+            usable.then(|| Client {
+                shared,
+                caller: self.inner.name.clone(),
+            })
+        })
+    }
+
     /// Number of connections whose drivers are still running.
     pub fn active_connections(&self) -> usize {
         self.inner.active.load(Ordering::Acquire)
