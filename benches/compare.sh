@@ -6,8 +6,9 @@
 #
 # Pairs (server <- client): node <- node, tchan <- tchan, tchan <- node,
 # node <- tchan. Payloads 64 B and 256 KiB, 1 and 64 calls in flight, one
-# connection, echo. Each case runs twice: with server and client sharing one
-# core (taskset -c 0 for both) and on separate cores (server on 0, client on 1).
+# connection, echo. Each case runs in three placements: server and client
+# sharing one core (taskset -c 0 for both), on separate cores (server on 0,
+# client on 1), and unpinned (the scheduler decides). PLACEMENTS limits them.
 # tchan runs one thread per side (--threads 1) so the placement is what it says.
 # Prints a Markdown table with calls/s, p50 latency, client CPU per call, and
 # the ratio of calls/s against node <- node in the same case. Not part of CI.
@@ -63,8 +64,12 @@ echo "duration ${DURATION}s after ${WARMUP}s warm-up per case; one connection; e
 echo
 echo "| placement | payload | in flight | server <- client | calls/s | p50 µs | client CPU µs/call | vs node <- node |"
 echo "|---|---|---|---|---:|---:|---:|---:|"
-for placement in shared separate; do
-  if [[ $placement == shared ]]; then scpu=0; ccpu=0; else scpu=0; ccpu=1; fi
+for placement in ${PLACEMENTS:-shared separate unpinned}; do
+  case $placement in
+    shared) scpu=0; ccpu=0 ;;
+    separate) scpu=0; ccpu=1 ;;
+    *) scpu=0-$(( $(nproc) - 1 )); ccpu=$scpu ;;
+  esac
   for size in 64 262144; do
     for c in 1 64; do
       base=""
