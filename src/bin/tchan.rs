@@ -54,10 +54,11 @@ enum Command {
     /// gracefully, then it exits 0.
     Serve(ServeArgs),
     /// Call a method on a peer (a tcurl for tchan).
-    #[command(after_help = CALL_EXIT_HELP)]
+    #[command(after_help = CALL_EXIT_HELP, override_usage = "tchan call [OPTIONS] [PEER] SERVICE METHOD")]
     Call(Box<CallArgs>),
     /// Closed-loop load against a server: calls/s, latency percentiles, CPU
     /// time per call.
+    #[command(override_usage = "tchan bench [OPTIONS] [PEER] SERVICE METHOD")]
     Bench(BenchArgs),
     /// Start a demo server and a bench against it on loopback, and explain
     /// the figures.
@@ -90,11 +91,12 @@ struct ServeArgs {
     threads: Option<usize>,
 }
 
+/// Where calls go: `[PEER] SERVICE METHOD`, `--peer`, `--peer-file`.
 #[derive(Args)]
-struct BenchArgs {
+struct Target {
     /// [PEER] SERVICE METHOD: the peer (HOST:PORT) may instead be given with
     /// --peer (repeatable) or --peer-file, but not both ways.
-    #[arg(value_name = "[PEER] SERVICE METHOD", num_args = 2..=3, required = true)]
+    #[arg(value_names = ["PEER", "SERVICE", "METHOD"], num_args = 2..=3, required = true)]
     target: Vec<String>,
     /// A peer, HOST:PORT; repeat for several (calls go through the peer pool).
     #[arg(long = "peer", value_name = "HOST:PORT")]
@@ -102,6 +104,12 @@ struct BenchArgs {
     /// A file with one HOST:PORT a line (# comments allowed), re-read when it changes.
     #[arg(long)]
     peer_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    to: Target,
     /// Retries per call at most (the pool's retry budget also applies).
     #[arg(long, default_value_t = 2)]
     retries: u32,
@@ -143,16 +151,8 @@ struct DemoArgs {
 
 #[derive(Args)]
 struct CallArgs {
-    /// [PEER] SERVICE METHOD: the peer (HOST:PORT) may instead be given with
-    /// --peer (repeatable) or --peer-file, but not both ways.
-    #[arg(value_name = "[PEER] SERVICE METHOD", num_args = 2..=3, required = true)]
-    target: Vec<String>,
-    /// A peer, HOST:PORT; repeat for several (calls go through the peer pool).
-    #[arg(long = "peer", value_name = "HOST:PORT")]
-    peers: Vec<String>,
-    /// A file with one HOST:PORT a line (# comments allowed), re-read when it changes.
-    #[arg(long)]
-    peer_file: Option<PathBuf>,
+    #[command(flatten)]
+    to: Target,
     /// Retries allowed (by TChannel's retry rules); default 0: one attempt,
     /// so the exit status reports the first failure.
     #[arg(long, default_value_t = 0)]
@@ -379,12 +379,8 @@ async fn serve(args: ServeArgs, workers: Vec<tokio::runtime::Handle>) -> ExitCod
 
 /// The peers, service and method from `[PEER] SERVICE METHOD`, `--peer` and
 /// `--peer-file`; a usage error when the peer is given both ways or not at all.
-fn resolve_target(
-    cmd: &str,
-    target: &[String],
-    peers: &[String],
-    peer_file: &Option<PathBuf>,
-) -> Result<(Vec<String>, String, String), ExitCode> {
+fn resolve_target(cmd: &str, to: &Target) -> Result<(Vec<String>, String, String), ExitCode> {
+    let (target, peers, peer_file) = (&to.target[..], &to.peers[..], &to.peer_file);
     let flagged = !peers.is_empty() || peer_file.is_some();
     let (mut list, service, method) = match (target, flagged) {
         ([peer, service, method], false) => (vec![peer.clone()], service, method),
@@ -437,7 +433,7 @@ fn usage(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 async fn call(a: CallArgs) -> ExitCode {
-    let (peers, service, method) = match resolve_target("call", &a.target, &a.peers, &a.peer_file) {
+    let (peers, service, method) = match resolve_target("call", &a.to) {
         Ok(t) => t,
         Err(code) => return code,
     };
@@ -499,7 +495,7 @@ async fn call(a: CallArgs) -> ExitCode {
             ..tchan::peer::PoolConfig::default()
         },
     );
-    if let Some(path) = &a.peer_file {
+    if let Some(path) = &a.to.peer_file {
         pool.follow(tchan::peer::PeerFile::new(path.clone()));
     }
     let resp = match pool.call(req).await {
@@ -579,8 +575,7 @@ fn bench(a: BenchArgs) -> ExitCode {
             "--concurrency, --connections and --threads must be at least 1",
         );
     }
-    let (peers, service, method) = match resolve_target("bench", &a.target, &a.peers, &a.peer_file)
-    {
+    let (peers, service, method) = match resolve_target("bench", &a.to) {
         Ok(t) => t,
         Err(code) => return code,
     };
