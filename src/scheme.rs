@@ -27,6 +27,14 @@ fn expect_scheme(req: &Request, scheme: &str) -> Result<(), CallError> {
     }
 }
 
+/// Checks the scheme and takes the request's whole arg3.
+async fn take_body(req: &mut Request, scheme: &str) -> Result<Bytes, CallError> {
+    expect_scheme(req, scheme)?;
+    std::mem::replace(&mut req.arg3, crate::Body::empty())
+        .into_bytes()
+        .await
+}
+
 /// The `json` scheme.
 pub mod json {
     use super::*;
@@ -140,10 +148,7 @@ pub mod json {
         move |mut req: Request| {
             let f = f.clone();
             Box::pin(async move {
-                expect_scheme(&req, "json")?;
-                let arg3 = std::mem::replace(&mut req.arg3, crate::Body::empty())
-                    .into_bytes()
-                    .await?;
+                let arg3 = take_body(&mut req, "json").await?;
                 let headers = parse_headers(&req.arg2)?;
                 let body = parse_body(&arg3)?;
                 let method = req.method_str();
@@ -271,10 +276,7 @@ pub mod thrift {
         move |mut req: Request| {
             let f = f.clone();
             Box::pin(async move {
-                expect_scheme(&req, "thrift")?;
-                let body = std::mem::replace(&mut req.arg3, crate::Body::empty())
-                    .into_bytes()
-                    .await?;
+                let body = take_body(&mut req, "thrift").await?;
                 let headers = parse_headers(&req.arg2)?;
                 let method = req.method_str();
                 let reply = f(ThriftRequest {

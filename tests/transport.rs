@@ -51,35 +51,6 @@ async fn unknown_service_and_method_are_bad_requests() {
 }
 
 #[tokio::test]
-async fn large_args_every_checksum() {
-    let (_srv, addr) = server().await;
-    let client = Channel::new("client").connect(addr).await.unwrap();
-    let big: Bytes = (0..3 * 1024 * 1024)
-        .map(|i| (i % 251) as u8)
-        .collect::<Vec<u8>>()
-        .into();
-    for ty in [
-        ChecksumType::NONE,
-        ChecksumType::CRC32,
-        ChecksumType::FARMHASH32,
-        ChecksumType::CRC32C,
-    ] {
-        let resp = client
-            .call(
-                CallRequest::new("svc", "echo")
-                    .arg2(big.slice(..100_000))
-                    .arg3(big.clone())
-                    .checksum(ty)
-                    .timeout(Duration::from_secs(10)),
-            )
-            .await
-            .unwrap();
-        assert_eq!(resp.arg3, big);
-        assert_eq!(resp.arg2.len(), 100_000);
-    }
-}
-
-#[tokio::test]
 async fn many_concurrent_calls() {
     let (_srv, addr) = server().await;
     let client = Channel::new("client").connect(addr).await.unwrap();
@@ -336,9 +307,8 @@ async fn streamed_request_and_streamed_response() {
 
 // ===== deadlines, cancellation, limits (paused clock, in-memory streams) =====
 
-async fn slow(req: Request) -> HandlerResult {
-    let flag = req.header("x-flag").map(str::to_owned);
-    let _guard = flag.map(|_| ());
+/// A handler that never answers in time.
+async fn slow(_req: Request) -> HandlerResult {
     tokio::time::sleep(Duration::from_secs(3600)).await;
     Ok(Response::ok(Bytes::new(), Bytes::new()))
 }
