@@ -716,3 +716,42 @@ async fn both_peers_writing_more_than_the_write_queue_do_not_deadlock() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_never_reads_cannot_grow_our_buffers_and_is_disconnected() {
+    // A raw peer: handshake, then a flood of pings whose answers it never reads.
+    use tchan::frame::{Frame, Init, InitHeaders, Ping};
+    use tokio::io::AsyncWriteExt;
+    let config = ChannelConfig {
+        max_write_queue: 1024,
+        read_timeout: Duration::from_secs(2),
+        ..ChannelConfig::default()
+    };
+    let srv = Channel::with_config("server", config);
+    let (mut peer, ours) = tokio::io::duplex(8 * 1024);
+    let back = srv.accept_io(ours);
+    let mut out = bytes::BytesMut::new();
+    Frame::InitReq(Init {
+        id: 1,
+        version: 2,
+        headers: InitHeaders::from_pairs([("host_port", "0.0.0.0:0"), ("process_name", "rude")])
+            .unwrap(),
+        trailing: Bytes::new(),
+    })
+    .encode(&mut out)
+    .unwrap();
+    for id in 2..50_000u32 {
+        Frame::PingReq(Ping::new(id)).encode(&mut out).unwrap();
+    }
+    let flood = tokio::spawn(async move {
+        let _ = peer.write_all(&out).await;
+        // Keep the stream open (and unread) until the server gives up.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        drop(peer);
+    });
+    tokio::time::timeout(Duration::from_secs(60), back.closed())
+        .await
+        .expect("the server closes a connection whose peer stopped reading");
+    assert!(back.is_closed());
+    flood.abort();
+}

@@ -25,12 +25,15 @@ pub struct ChannelConfig {
     /// Most inbound connections at once; more are closed at accept. Default 4096.
     pub max_inbound_connections: usize,
     /// A peer that sends part of a frame and then nothing for this long is
-    /// disconnected. Default 30 s.
+    /// disconnected; so is one that reads nothing for this long while our
+    /// write queue is over its hard limit. Default 30 s.
     pub read_timeout: Duration,
     /// Bytes queued for writing on one connection beyond which callers wait
     /// (up to their deadline) before adding a request. Reading goes on, so two
-    /// peers that both write faster than they read cannot deadlock; inbound
-    /// work stays bounded by the calls and bytes in flight. Default 8 MiB.
+    /// peers that both write faster than they read cannot deadlock; only past
+    /// four times this (bytes queued by answering the peer) does reading
+    /// pause, and a peer that then reads nothing for `read_timeout` is
+    /// disconnected. Default 8 MiB.
     pub max_write_queue: usize,
     /// Time a drain may take before connections are closed. Default 10 s.
     pub drain_timeout: Duration,

@@ -245,6 +245,11 @@ pub(crate) struct Driver<S> {
     timer_at: Option<Instant>,
     read_closed: bool,
     partial_since: Option<Instant>,
+    /// Since when writing has made no progress while bytes wait.
+    write_stalled_since: Option<Instant>,
+    stall_started: bool,
+    /// Give up flushing: the peer does not read.
+    abandon_writes: bool,
     jobs: Vec<Job>,
 }
 
@@ -268,6 +273,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
             timer_at: None,
             read_closed: false,
             partial_since: None,
+            write_stalled_since: None,
+            stall_started: false,
+            abandon_writes: false,
             jobs: Vec::new(),
         }
     }
@@ -276,9 +284,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
         if self.read_closed {
             return false;
         }
-        // Reading never pauses for a full write queue: if both peers stopped
-        // reading while their writes were blocked, neither would ever drain.
-        // New work is bounded by the core instead (calls and bytes in flight).
+        // Reading goes on while our callers wait for a full write queue: if
+        // both peers stopped reading as soon as their writes blocked, neither
+        // would drain. Only far past the limit (bytes our callers did not
+        // add: answers to the peer's requests and pings) does reading pause,
+        // so a peer that never reads cannot grow our buffers without bound;
+        // if it still reads nothing for `read_timeout`, the connection closes.
+        if self.paused() {
+            return false;
+        }
         if self.rbuf.capacity() - self.rbuf.len() < 8 * 1024 {
             self.rbuf.reserve(64 * 1024);
         }
@@ -383,6 +397,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
         }
     }
 
+    /// True when so much waits to be written that reading stops.
+    fn paused(&self) -> bool {
+        self.shared.queued.load(Ordering::Relaxed)
+            > self.shared.config.max_write_queue.saturating_mul(4)
+    }
+
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
         let now = now();
         let mut st = self.shared.lock();
@@ -395,7 +415,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
                 .transport_closed("read timeout: peer stalled in the middle of a frame");
             return true;
         }
-        let next = [st.conn.poll_timeout(), read_deadline]
+        // Writing may stall for long only when it matters: while reading is
+        // paused, or while a closed connection flushes its last frames.
+        let write_deadline = self
+            .write_stalled_since
+            .filter(|_| self.paused() || st.conn.is_closed())
+            .map(|t| t + self.shared.config.read_timeout);
+        if write_deadline.is_some_and(|d| d <= now) {
+            self.write_stalled_since = None;
+            self.abandon_writes = true;
+            st.conn
+                .transport_closed("write timeout: the peer stopped reading");
+            return true;
+        }
+        let next = [st.conn.poll_timeout(), read_deadline, write_deadline]
             .into_iter()
             .flatten()
             .min();
@@ -437,6 +470,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
             }
         }
         let wrote = self.wbuf.len() < before;
+        let stalled = match (self.wbuf.is_empty(), wrote) {
+            (true, _) | (false, true) => None,
+            (false, false) => Some(self.write_stalled_since.unwrap_or_else(now)),
+        };
+        // A stall that just started must arm the timer: go round once more.
+        self.stall_started = stalled.is_some() && self.write_stalled_since.is_none();
+        self.write_stalled_since = stalled;
         if wrote && self.wbuf.is_empty() {
             let _ = Pin::new(&mut self.io).poll_flush(cx);
         }
@@ -479,6 +519,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Future for Driver<S> {
                 this.read_closed = true;
                 continue;
             }
+            progress |= std::mem::take(&mut this.stall_started);
             let closed = this.shared.lock().conn.is_closed();
             if closed && this.jobs.is_empty() {
                 // Drain the last events (failures to every waiter), then flush
@@ -486,9 +527,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Future for Driver<S> {
                 if this.process_events() {
                     continue;
                 }
-                if write.is_pending() {
+                if write.is_pending() && !this.abandon_writes {
+                    // Flush the last frames; the write timer bounds the wait.
+                    if this.poll_timer(cx) {
+                        continue;
+                    }
                     return Poll::Pending;
                 }
+                this.wbuf.clear();
                 let _ = Pin::new(&mut this.io).poll_shutdown(cx);
                 this.tasks = FuturesUnordered::new();
                 this.shared.finished.store(true, Ordering::Release);
