@@ -5,7 +5,7 @@
 //! `split_to(size).freeze()`: the frame's bytes are never copied, and the
 //! decoded fields are slices of them.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::frame::{DecodeError, EncodeError, Frame, FrameHeader, HEADER_LEN, MAX_FRAME_SIZE};
@@ -72,11 +72,9 @@ impl Decoder for FrameCodec {
             src.reserve(size - src.len());
             return Ok(None);
         }
-        let frame = src.split_to(size).freeze();
-        Ok(Some(Frame::decode_payload(
-            header,
-            frame.slice(HEADER_LEN..),
-        )?))
+        let mut frame = src.split_to(size);
+        frame.advance(HEADER_LEN);
+        Ok(Some(Frame::decode_payload(header, frame.freeze())?))
     }
 }
 

@@ -10,7 +10,7 @@
 //! The wire protocol is written down in the repository's `spec/` folder; tests
 //! cite its numbered requirements.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
@@ -25,5 +25,5 @@ pub mod transport;
 
 pub use proto::CallError as Error;
 pub use transport::{
-    Body, CallOptions, CallRequest, CallResponse, Channel, ChannelConfig, Client, Request, Response,
+    ArgScheme, Body, CallOptions, CallRequest, CallResponse, Channel, ChannelConfig, Client, Request, Response,
 };

@@ -102,7 +102,7 @@ pub mod json {
     ) -> Result<Reply, CallError> {
         options.scheme = "json".into();
         let req = crate::CallRequest {
-            service: service.into(),
+            service: Bytes::copy_from_slice(service.as_bytes()),
             method: Bytes::copy_from_slice(method.as_bytes()),
             arg2: encode_headers(headers),
             arg3: crate::Body::Full(Bytes::from(body.to_string())),
@@ -230,7 +230,7 @@ pub mod thrift {
     ) -> Result<Reply, CallError> {
         options.scheme = "thrift".into();
         let req = crate::CallRequest {
-            service: service.into(),
+            service: Bytes::copy_from_slice(service.as_bytes()),
             method: Bytes::copy_from_slice(method.as_bytes()),
             arg2: encode_headers(headers)?,
             arg3: crate::Body::Full(body),

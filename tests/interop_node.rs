@@ -1597,7 +1597,7 @@ async fn t2n_busy_declined_unexpected() {
         (raw("declined"), ErrorCode::DECLINED),
         (raw("unexpected"), ErrorCode::UNEXPECTED),
     ] {
-        let what = format!("{}::{:?}", req.service, req.method);
+        let what = format!("{:?}::{:?}", req.service, req.method);
         let e = call(&client, req).await.unwrap_err();
         assert_eq!((e.code, e.local), (code, false), "{what}: {e:?}");
         observe("t2n_busy_declined_unexpected", format!("{what}: {e:?}"));

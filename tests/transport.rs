@@ -637,7 +637,7 @@ async fn a_client_that_does_not_listen_is_ephemeral() {
     // [INIT-7] [INIT-3] host_port 0.0.0.0:0 from a channel that does not listen
     let srv = Channel::new("server");
     srv.register("svc", "peer", |req: Request| async move {
-        Ok(Response::ok(Bytes::new(), req.peer.clone()))
+        Ok(Response::ok(Bytes::new(), req.peer.to_string()))
     });
     let addr = srv.listen("127.0.0.1:0").await.unwrap();
     let client = Channel::new("client").connect(addr).await.unwrap();

@@ -24,6 +24,27 @@ impl ChecksumField {
         value: 0,
     };
 
+    /// Fast path of [`ChecksumField::read`]: the field and what follows, or
+    /// `None` (unknown type, or too short).
+    #[inline]
+    pub(crate) fn scan(buf: &[u8]) -> Option<(ChecksumField, &[u8])> {
+        let (&ty, rest) = buf.split_first()?;
+        let ty = ChecksumType(ty);
+        match ty.value_len()? {
+            0 => Some((ChecksumField { ty, value: 0 }, rest)),
+            _ => {
+                let (v, rest) = rest.split_first_chunk::<4>()?;
+                Some((
+                    ChecksumField {
+                        ty,
+                        value: u32::from_be_bytes(*v),
+                    },
+                    rest,
+                ))
+            }
+        }
+    }
+
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let at = r.pos();
         let ty = ChecksumType(r.u8("csumtype")?);
@@ -95,6 +116,25 @@ impl ArgChunks {
             raw: r.slice(start..end),
             count,
         })
+    }
+
+    /// Fast path of [`ArgChunks::read`]: counts the chunks of `buf` (the rest
+    /// of a frame), or `None` when one does not fit.
+    #[inline]
+    pub(crate) fn scan(buf: &[u8]) -> Option<usize> {
+        let mut rest = buf;
+        let mut count = 0;
+        while let Some((len, body)) = rest.split_first_chunk::<2>() {
+            rest = body.get(usize::from(u16::from_be_bytes(*len))..)?;
+            count += 1;
+        }
+        rest.is_empty().then_some(count)
+    }
+
+    /// Chunks over `raw`, already counted by [`ArgChunks::scan`].
+    #[inline]
+    pub(crate) fn from_scanned(raw: Bytes, count: usize) -> ArgChunks {
+        ArgChunks { raw, count }
     }
 
     /// Builds chunks from slices (for tests and tools; the fragmenter writes

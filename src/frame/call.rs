@@ -129,9 +129,63 @@ pub struct CallContinue {
 
 // ===== impl CallReq =====
 
+/// Lifts `part`, a sub-slice of `payload`, into a `Bytes` sharing its buffer.
+#[inline]
+fn lift(payload: &Bytes, part: &[u8]) -> Bytes {
+    if part.is_empty() {
+        Bytes::new()
+    } else {
+        payload.slice_ref(part)
+    }
+}
+
+/// The checksum field and the arg chunks that end every call frame, read in
+/// one pass over the raw bytes.
+#[inline]
+fn scan_tail<'a>(payload: &Bytes, rest: &'a [u8]) -> Option<(ChecksumField, ArgChunks)> {
+    let (checksum, args) = ChecksumField::scan(rest)?;
+    let count = ArgChunks::scan(args)?;
+    Some((
+        checksum,
+        ArgChunks::from_scanned(lift(payload, args), count),
+    ))
+}
+
 impl CallReq {
     /// Decodes the payload of a call req frame.
     pub fn decode(header: FrameHeader, payload: &Bytes) -> Result<CallReq, DecodeError> {
+        match Self::scan(header.id, payload) {
+            Some(f) => Ok(f),
+            None => Self::read(header, payload),
+        }
+    }
+
+    /// The fast path: every field over the raw bytes, `None` on anything
+    /// that does not fit (then [`CallReq::read`] names it).
+    #[inline]
+    fn scan(id: u32, payload: &Bytes) -> Option<CallReq> {
+        let (&flags, rest) = payload.split_first()?;
+        let (ttl, rest) = rest.split_first_chunk::<4>()?;
+        let (tracing, rest) = rest.split_first_chunk::<TRACING_LEN>()?;
+        let (&n, rest) = rest.split_first()?;
+        let (service, rest) = rest.split_at_checked(usize::from(n))?;
+        let (count, headers, rest) = TransportHeaders::scan(rest)?;
+        let (checksum, args) = scan_tail(payload, rest)?;
+        Some(CallReq {
+            id,
+            flags: Flags(flags),
+            ttl: u32::from_be_bytes(*ttl),
+            tracing: Tracing::from_wire(tracing),
+            service: lift(payload, service),
+            headers: TransportHeaders::from_scanned(lift(payload, headers), count),
+            checksum,
+            args,
+        })
+    }
+
+    /// Field by field, naming the field that does not fit.
+    #[cold]
+    fn read(header: FrameHeader, payload: &Bytes) -> Result<CallReq, DecodeError> {
         let mut r = Reader::new(payload, header.frame_type);
         let flags = Flags(r.u8("flags")?);
         let ttl = r.u32("ttl")?;
@@ -183,6 +237,31 @@ impl CallReq {
 impl CallRes {
     /// Decodes the payload of a call res frame.
     pub fn decode(header: FrameHeader, payload: &Bytes) -> Result<CallRes, DecodeError> {
+        match Self::scan(header.id, payload) {
+            Some(f) => Ok(f),
+            None => Self::read(header, payload),
+        }
+    }
+
+    #[inline]
+    fn scan(id: u32, payload: &Bytes) -> Option<CallRes> {
+        let (&[flags, code], rest) = payload.split_first_chunk::<2>()?;
+        let (tracing, rest) = rest.split_first_chunk::<TRACING_LEN>()?;
+        let (count, headers, rest) = TransportHeaders::scan(rest)?;
+        let (checksum, args) = scan_tail(payload, rest)?;
+        Some(CallRes {
+            id,
+            flags: Flags(flags),
+            code: ResponseCode(code),
+            tracing: Tracing::from_wire(tracing),
+            headers: TransportHeaders::from_scanned(lift(payload, headers), count),
+            checksum,
+            args,
+        })
+    }
+
+    #[cold]
+    fn read(header: FrameHeader, payload: &Bytes) -> Result<CallRes, DecodeError> {
         let mut r = Reader::new(payload, header.frame_type);
         let flags = Flags(r.u8("flags")?);
         let code = ResponseCode(r.u8("code")?);
@@ -228,6 +307,23 @@ impl CallRes {
 impl CallContinue {
     /// Decodes the payload of a call req continue or call res continue frame.
     pub fn decode(header: FrameHeader, payload: &Bytes) -> Result<CallContinue, DecodeError> {
+        let scanned = payload.split_first().and_then(|(&flags, rest)| {
+            let (checksum, args) = scan_tail(payload, rest)?;
+            Some(CallContinue {
+                id: header.id,
+                flags: Flags(flags),
+                checksum,
+                args,
+            })
+        });
+        match scanned {
+            Some(f) => Ok(f),
+            None => Self::read(header, payload),
+        }
+    }
+
+    #[cold]
+    fn read(header: FrameHeader, payload: &Bytes) -> Result<CallContinue, DecodeError> {
         let mut r = Reader::new(payload, header.frame_type);
         let flags = Flags(r.u8("flags")?);
         let checksum = ChecksumField::read(&mut r)?;

@@ -101,7 +101,7 @@ impl Checksum {
                 h.update(data);
                 self.value = h.finalize();
             }
-            ChecksumType::CRC32C => self.value = crc32c::crc32c_append(self.value, data),
+            ChecksumType::CRC32C => self.value = crc32c_append(self.value, data),
             _ => {}
         }
     }
@@ -119,6 +119,60 @@ impl Checksum {
 }
 
 pub use super::farmhash::fingerprint32;
+
+/// Inputs at least this long go to the `crc32c` crate (its three-way
+/// interleaved hardware loop is faster there); shorter ones, the usual args of
+/// an RPC, take the direct loop below, which has no alignment prologue and
+/// costs a few instructions per 8 bytes.
+const SMALL_CRC32C: usize = 256;
+
+/// CRC-32C of `data`, continuing from `crc`.
+#[inline]
+pub(crate) fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if data.len() < SMALL_CRC32C && std::arch::is_x86_feature_detected!("sse4.2") {
+            // SAFETY: the CPU supports SSE 4.2 (checked just above), the only
+            // requirement of a function compiled with that target feature.
+            // Justified by `cargo bench --bench frame` (crc32c_small) and the
+            // perf harness: the crate's entry costs about 120 instructions on
+            // a 64-byte arg, this loop about 30.
+            #[allow(unsafe_code)]
+            return unsafe { hw::crc32c_small(crc, data) };
+        }
+    }
+    crc32c::crc32c_append(crc, data)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod hw {
+    use std::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u16, _mm_crc32_u32, _mm_crc32_u64};
+
+    /// CRC-32C with the SSE 4.2 instruction, 8 bytes at a time (unaligned
+    /// loads are fine on x86_64), then 4, 2 and 1.
+    #[target_feature(enable = "sse4.2")]
+    pub(super) fn crc32c_small(crc: u32, data: &[u8]) -> u32 {
+        let mut c = u64::from(!crc);
+        let mut rest = data;
+        while let Some((word, tail)) = rest.split_first_chunk::<8>() {
+            c = _mm_crc32_u64(c, u64::from_le_bytes(*word));
+            rest = tail;
+        }
+        let mut c = c as u32;
+        if let Some((word, tail)) = rest.split_first_chunk::<4>() {
+            c = _mm_crc32_u32(c, u32::from_le_bytes(*word));
+            rest = tail;
+        }
+        if let Some((word, tail)) = rest.split_first_chunk::<2>() {
+            c = _mm_crc32_u16(c, u16::from_le_bytes(*word));
+            rest = tail;
+        }
+        if let Some(&b) = rest.first() {
+            c = _mm_crc32_u8(c, b);
+        }
+        !c
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -176,6 +230,22 @@ mod tests {
         c.update(b"hello");
         assert_eq!(c.finish_frame(b"hello"), fingerprint32(b"hello"));
         assert_eq!(c.finish_frame(b""), fingerprint32(b""));
+    }
+
+    #[test]
+    fn the_small_input_path_matches_the_crate_at_every_length() {
+        let data: Vec<u8> = (0..600u32).map(|i| (i * 131 + 7) as u8).collect();
+        for len in 0..data.len() {
+            for start in [0usize, 1, 3] {
+                let d = &data[start.min(len)..len];
+                assert_eq!(
+                    crc32c_append(0x1234_5678, d),
+                    crc32c::crc32c_append(0x1234_5678, d),
+                    "len {} start {start}",
+                    d.len()
+                );
+            }
+        }
     }
 
     #[test]

@@ -64,6 +64,24 @@ impl CallHead {
     fn is_request(&self) -> bool {
         matches!(self, CallHead::Req(_))
     }
+
+    /// The first frame's fields after the flags byte, before the checksum.
+    fn encode_fields(&self, dst: &mut BytesMut) {
+        match self {
+            CallHead::Req(h) => {
+                dst.put_u32(h.ttl);
+                h.tracing.encode(dst);
+                dst.put_u8(h.service.len() as u8);
+                dst.put_slice(&h.service);
+                h.headers.encode(dst);
+            }
+            CallHead::Res(h) => {
+                dst.put_u8(h.code.0);
+                h.tracing.encode(dst);
+                h.headers.encode(dst);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +120,55 @@ pub const MAX_ARG1_LEN: usize = 16 * 1024;
 /// checksum and two chunk headers, plus room for data.
 const MIN_FRAME: usize = HEADER_LEN + 1 + 5 + 2 + 2 + 4;
 
+/// The checks both writers make before writing anything: ttl not 0, service
+/// 1..=255 bytes, transport headers valid, checksum type known, and the first
+/// frame's fixed fields plus one chunk header within the frame size (capped at
+/// 65535). Returns the running checksum and the frame size to use.
+fn check_head(
+    head: &CallHead,
+    checksum: ChecksumType,
+    max_frame_size: usize,
+) -> Result<(Checksum, usize), EncodeError> {
+    let checksum = Checksum::new(checksum).ok_or(EncodeError::UnknownChecksumType(checksum.0))?;
+    let max_frame = max_frame_size.min(MAX_FRAME_SIZE);
+    match head {
+        CallHead::Req(h) => {
+            if h.ttl == 0 {
+                return Err(EncodeError::ZeroTtl);
+            }
+            if h.service.is_empty() {
+                // [CALL-10] a call req names its service.
+                return Err(EncodeError::FieldTooLong {
+                    field: "service (empty)",
+                    len: 0,
+                    max: 255,
+                });
+            }
+            if h.service.len() > 255 {
+                return Err(EncodeError::FieldTooLong {
+                    field: "service",
+                    len: h.service.len(),
+                    max: 255,
+                });
+            }
+            h.headers.validate()?;
+        }
+        CallHead::Res(h) => h.headers.validate()?,
+    }
+    let first = HEADER_LEN + head.head_len() + 1 + checksum_len(checksum.checksum_type()) + 2;
+    if first > max_frame || max_frame < MIN_FRAME {
+        return Err(EncodeError::HeadTooLarge {
+            size: first,
+            max: max_frame,
+        });
+    }
+    Ok((checksum, max_frame))
+}
+
+fn checksum_len(ty: ChecksumType) -> usize {
+    ty.value_len().unwrap_or(4)
+}
+
 impl MessageWriter {
     /// A writer for message `id`. Checks everything that can be checked before
     /// writing: ttl not 0, service at most 255 bytes, transport headers valid,
@@ -113,44 +180,7 @@ impl MessageWriter {
         checksum: ChecksumType,
         max_frame_size: usize,
     ) -> Result<MessageWriter, EncodeError> {
-        let checksum =
-            Checksum::new(checksum).ok_or(EncodeError::UnknownChecksumType(checksum.0))?;
-        let max_frame = max_frame_size.min(MAX_FRAME_SIZE);
-        match &head {
-            CallHead::Req(h) => {
-                if h.ttl == 0 {
-                    return Err(EncodeError::ZeroTtl);
-                }
-                if h.service.is_empty() {
-                    // [CALL-10] a call req names its service.
-                    return Err(EncodeError::FieldTooLong {
-                        field: "service (empty)",
-                        len: 0,
-                        max: 255,
-                    });
-                }
-                if h.service.len() > 255 {
-                    return Err(EncodeError::FieldTooLong {
-                        field: "service",
-                        len: h.service.len(),
-                        max: 255,
-                    });
-                }
-                h.headers.validate()?;
-            }
-            CallHead::Res(h) => h.headers.validate()?,
-        }
-        let first = HEADER_LEN
-            + head.head_len()
-            + 1
-            + checksum.checksum_type().value_len().unwrap_or(4)
-            + 2;
-        if first > max_frame || max_frame < MIN_FRAME {
-            return Err(EncodeError::HeadTooLarge {
-                size: first,
-                max: max_frame,
-            });
-        }
+        let (checksum, max_frame) = check_head(&head, checksum, max_frame_size)?;
         Ok(MessageWriter {
             id,
             head,
@@ -164,7 +194,8 @@ impl MessageWriter {
         })
     }
 
-    /// Writes a whole message (three args) into `dst` in one go.
+    /// Writes a whole message (three args) into `dst` in one go; the same
+    /// bytes as [`encode_message`].
     pub fn write_message(
         dst: &mut BytesMut,
         id: u32,
@@ -173,12 +204,7 @@ impl MessageWriter {
         max_frame_size: usize,
         args: [&[u8]; 3],
     ) -> Result<(), EncodeError> {
-        let mut w = MessageWriter::new(id, head, checksum, max_frame_size)?;
-        for arg in args {
-            w.write(dst, arg)?;
-            w.end_arg(dst)?;
-        }
-        Ok(())
+        encode_message(dst, id, &head, checksum, max_frame_size, args)
     }
 
     /// Index (0, 1, 2) of the arg being written.
@@ -285,20 +311,7 @@ impl MessageWriter {
         let flags_pos = dst.len();
         dst.put_u8(0);
         if first {
-            match &self.head {
-                CallHead::Req(h) => {
-                    dst.put_u32(h.ttl);
-                    h.tracing.encode(dst);
-                    dst.put_u8(h.service.len() as u8);
-                    dst.put_slice(&h.service);
-                    h.headers.encode(dst);
-                }
-                CallHead::Res(h) => {
-                    dst.put_u8(h.code.0);
-                    h.tracing.encode(dst);
-                    h.headers.encode(dst);
-                }
-            }
+            self.head.encode_fields(dst);
         }
         let ty = self.checksum.checksum_type();
         dst.put_u8(ty.0);
@@ -338,4 +351,163 @@ impl MessageWriter {
 fn patch_chunk_len(dst: &mut BytesMut, chunk_pos: usize) {
     let len = (dst.len() - chunk_pos - 2) as u16;
     dst[chunk_pos..chunk_pos + 2].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Where frames are written: a byte buffer that a large arg may also be
+/// appended to by reference (a write queue that sends it with a vectored
+/// write) instead of being copied.
+pub trait FrameSink {
+    /// The buffer encoded bytes are appended to.
+    fn buf(&mut self) -> &mut BytesMut;
+
+    /// Appends `data` after everything written so far. The default copies it.
+    fn put_shared(&mut self, data: Bytes) {
+        self.buf().extend_from_slice(&data);
+    }
+}
+
+impl FrameSink for BytesMut {
+    fn buf(&mut self) -> &mut BytesMut {
+        self
+    }
+}
+
+/// An arg of a whole message: bytes, and the shared buffer they live in when
+/// there is one (so a sink can keep a slice of it instead of a copy).
+pub trait MessageArg: AsRef<[u8]> {
+    /// The shared buffer behind these bytes, if any.
+    fn shared(&self) -> Option<&Bytes> {
+        None
+    }
+}
+
+impl MessageArg for &[u8] {}
+impl<const N: usize> MessageArg for &[u8; N] {}
+impl MessageArg for Bytes {
+    fn shared(&self) -> Option<&Bytes> {
+        Some(self)
+    }
+}
+impl MessageArg for &Bytes {
+    fn shared(&self) -> Option<&Bytes> {
+        Some(self)
+    }
+}
+
+/// Pieces of an arg at least this long are handed to the sink by reference.
+const SHARE_MIN: usize = 4096;
+
+/// One chunk of a planned frame: `args[arg][start..end]`.
+#[derive(Clone, Copy, Default)]
+struct Piece {
+    arg: usize,
+    start: usize,
+    end: usize,
+}
+
+/// Writes a whole message (three args) as frames into `dst`: byte for byte
+/// what [`MessageWriter`] writes, but each frame is planned before a byte of
+/// it is written, so its size and checksum go straight into its header and
+/// large args can be appended by reference ([`FrameSink::put_shared`]).
+/// Checks what [`MessageWriter::new`] checks, and the arg1 limit; on an error
+/// nothing is written.
+pub fn encode_message<A: MessageArg>(
+    dst: &mut impl FrameSink,
+    id: u32,
+    head: &CallHead,
+    checksum: ChecksumType,
+    max_frame_size: usize,
+    args: [A; 3],
+) -> Result<(), EncodeError> {
+    let (mut sum, max_frame) = check_head(head, checksum, max_frame_size)?;
+    let lens = [args[0].as_ref().len(), args[1].as_ref().len(), args[2].as_ref().len()];
+    if lens[0] > MAX_ARG1_LEN {
+        return Err(EncodeError::FieldTooLong {
+            field: "arg1",
+            len: lens[0],
+            max: MAX_ARG1_LEN,
+        });
+    }
+    let ty = sum.checksum_type();
+    let csum_len = checksum_len(ty);
+    let (mut arg, mut off, mut first) = (0usize, 0usize, true);
+    loop {
+        // Plan one frame the way MessageWriter fills it: the open arg's chunk,
+        // then each following arg while two bytes remain for its length.
+        // head_len counts the flags byte.
+        let fixed = HEADER_LEN + if first { head.head_len() } else { 1 } + 1 + csum_len;
+        let mut room = max_frame - fixed - 2;
+        let mut pieces = [Piece::default(); 3];
+        pieces[0] = Piece {
+            arg,
+            start: off,
+            end: off,
+        };
+        let mut n = 1;
+        let more = loop {
+            let take = room.min(lens[arg] - off);
+            off += take;
+            room -= take;
+            pieces[n - 1].end = off;
+            if off < lens[arg] {
+                break true;
+            }
+            if arg == 2 {
+                break false;
+            }
+            if room < 2 {
+                // The next frame opens with an empty chunk that ends this arg.
+                break true;
+            }
+            arg += 1;
+            off = 0;
+            room -= 2;
+            pieces[n] = Piece {
+                arg,
+                start: 0,
+                end: 0,
+            };
+            n += 1;
+        };
+        let pieces = &pieces[..n];
+        let data = |p: &Piece| &args[p.arg].as_ref()[p.start..p.end];
+        for p in pieces {
+            sum.update(data(p));
+        }
+        let value = sum.finish_frame(pieces.last().map_or(&[][..], data));
+        let size = fixed + pieces.iter().map(|p| 2 + p.end - p.start).sum::<usize>();
+        let frame_type = match (head, first) {
+            (CallHead::Req(_), true) => FrameType::CALL_REQ,
+            (CallHead::Res(_), true) => FrameType::CALL_RES,
+            (head, false) => continue_type(head.is_request()),
+        };
+        let b = dst.buf();
+        b.reserve(fixed + 2 * n + pieces.iter().map(|p| p.end - p.start).filter(|&l| l < SHARE_MIN).sum::<usize>());
+        FrameHeader {
+            size: size as u16,
+            frame_type,
+            id,
+        }
+        .encode(b);
+        b.put_u8(if more { Flags::MORE_FRAGMENTS } else { 0 });
+        if first {
+            head.encode_fields(b);
+        }
+        b.put_u8(ty.0);
+        if ty != ChecksumType::NONE {
+            b.put_u32(value);
+        }
+        for p in pieces {
+            let d = data(p);
+            dst.buf().put_u16(d.len() as u16);
+            match args[p.arg].shared().filter(|_| d.len() >= SHARE_MIN) {
+                Some(shared) => dst.put_shared(shared.slice(p.start..p.end)),
+                None => dst.buf().extend_from_slice(d),
+            }
+        }
+        if !more {
+            return Ok(());
+        }
+        first = false;
+    }
 }

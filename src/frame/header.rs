@@ -127,25 +127,6 @@ impl FrameHeader {
             return Ok(None);
         }
         let id = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
-        if usize::from(size) < HEADER_LEN {
-            return Err(DecodeError::new(
-                Some(frame_type),
-                "size",
-                0,
-                DecodeErrorKind::SizeTooSmall { size },
-            ));
-        }
-        if usize::from(size) > max_frame_size {
-            return Err(DecodeError::new(
-                Some(frame_type),
-                "size",
-                0,
-                DecodeErrorKind::SizeTooLarge {
-                    size,
-                    max: max_frame_size,
-                },
-            ));
-        }
         Ok(Some(FrameHeader {
             size,
             frame_type,

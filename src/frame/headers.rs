@@ -72,6 +72,57 @@ pub type InitHeaders = Headers<W2>;
 /// Thrift arg2 application headers: `nh:2 (k~2 v~2){nh}`.
 pub type ThriftHeaders = Headers<W2>;
 
+/// The arg scheme of a call: the value of its `as` transport header
+/// (spec/08-arg-schemes.md).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ArgScheme {
+    /// `raw`: opaque args (the default).
+    #[default]
+    Raw,
+    /// `json`: arg2 a JSON object of headers, arg3 a JSON value.
+    Json,
+    /// `thrift`: arg2 a thrift header map, arg3 a TBinaryProtocol struct.
+    Thrift,
+    /// Any other value, sent as it is.
+    Other(std::sync::Arc<str>),
+}
+
+impl ArgScheme {
+    /// The value sent as `as`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ArgScheme::Raw => "raw",
+            ArgScheme::Json => "json",
+            ArgScheme::Thrift => "thrift",
+            ArgScheme::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for ArgScheme {
+    fn from(s: &str) -> ArgScheme {
+        match s {
+            "raw" => ArgScheme::Raw,
+            "json" => ArgScheme::Json,
+            "thrift" => ArgScheme::Thrift,
+            other => ArgScheme::Other(other.into()),
+        }
+    }
+}
+
+impl From<String> for ArgScheme {
+    fn from(s: String) -> ArgScheme {
+        ArgScheme::from(s.as_str())
+    }
+}
+
+impl fmt::Display for ArgScheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Limits on transport headers from the spec.
 pub const MAX_TRANSPORT_HEADER_KEY_LEN: usize = 16;
 /// At most this many transport headers per frame.
@@ -154,6 +205,39 @@ impl<W: Width> Headers<W> {
             checked: false,
             _w: PhantomData,
         })
+    }
+
+    /// Fast path of [`Headers::read`] over raw bytes: the count prefix and the
+    /// pairs, or `None` when a length does not fit (the reader then names the
+    /// field). Returns the count, the pairs' bytes and what follows them.
+    #[inline]
+    pub(crate) fn scan(buf: &[u8]) -> Option<(usize, &[u8], &[u8])> {
+        let (count, pairs) = if W::BYTES == 1 {
+            let (&n, rest) = buf.split_first()?;
+            (usize::from(n), rest)
+        } else {
+            let (n, rest) = buf.split_first_chunk::<2>()?;
+            (usize::from(u16::from_be_bytes(*n)), rest)
+        };
+        let mut rest = pairs;
+        for _ in 0..count {
+            split_prefixed::<W>(&mut rest)?;
+            split_prefixed::<W>(&mut rest)?;
+        }
+        let used = pairs.len() - rest.len();
+        Some((count, &pairs[..used], rest))
+    }
+
+    /// Headers over `raw` (the pairs, without the count prefix), already
+    /// scanned by [`Headers::scan`].
+    #[inline]
+    pub(crate) fn from_scanned(raw: Bytes, count: usize) -> Self {
+        Headers {
+            raw,
+            count,
+            checked: false,
+            _w: PhantomData,
+        }
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -264,6 +348,29 @@ impl<W: Width> Headers<W> {
 }
 
 impl TransportHeaders {
+    /// The one pair `key`/value as a header list of its own, sharing this
+    /// list's buffer (no copy): how a response carries the request's `as`.
+    pub fn pair(&self, key: &[u8]) -> Option<TransportHeaders> {
+        let mut rest: &[u8] = &self.raw;
+        let mut found = None;
+        for _ in 0..self.count {
+            let start = rest;
+            let k = split_prefixed::<W1>(&mut rest)?;
+            split_prefixed::<W1>(&mut rest)?;
+            if k == key {
+                // With duplicates the last one wins, as in `get`.
+                found = Some(&start[..start.len() - rest.len()]);
+            }
+        }
+        let pair = found?;
+        Some(Headers {
+            raw: self.raw.slice_ref(pair),
+            count: 1,
+            checked: !key.is_empty() && key.len() <= MAX_TRANSPORT_HEADER_KEY_LEN,
+            _w: PhantomData,
+        })
+    }
+
     /// Checks the spec's rules for transport headers: no empty key, no
     /// duplicate key, keys at most 16 bytes, at most 128 headers.
     pub fn validate(&self) -> Result<(), HeaderViolation> {

@@ -35,10 +35,12 @@ pub use call::{CallContinue, CallFragment, CallReq, CallRes, Flags, ResponseCode
 pub use checksum::{Checksum, ChecksumType, fingerprint32};
 pub use control::{Cancel, Claim, ErrorCode, ErrorFrame, Opaque, Ping, RetryMeaning};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
-pub use fragment::{CallHead, MAX_ARG1_LEN, MessageWriter, ReqHead, ResHead};
+pub use fragment::{
+    CallHead, FrameSink, MAX_ARG1_LEN, MessageArg, MessageWriter, ReqHead, ResHead, encode_message,
+};
 pub use header::{FrameHeader, FrameType, HEADER_LEN, MAX_FRAME_SIZE, NO_MESSAGE_ID};
 pub use headers::{
-    HeaderIter, HeaderViolation, Headers, InitHeaders, MAX_TRANSPORT_HEADER_KEY_LEN,
+    ArgScheme, HeaderIter, HeaderViolation, Headers, InitHeaders, MAX_TRANSPORT_HEADER_KEY_LEN,
     MAX_TRANSPORT_HEADERS, RetryFlags, ThriftHeaders, TransportHeaders, W1, W2, Width,
 };
 pub use init::{

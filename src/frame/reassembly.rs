@@ -244,6 +244,21 @@ impl FrameChunks {
         self.message_complete
     }
 
+    /// arg1, arg2 and arg3 when this frame holds the whole message (the
+    /// usual single-frame call): slices of the frame, no copy.
+    pub fn whole_args(&self) -> Option<[Bytes; 3]> {
+        if !self.message_complete || self.first_index != 0 || self.args.len() != 3 {
+            return None;
+        }
+        let mut it = self.args.iter();
+        Some([it.next()?, it.next()?, it.next()?])
+    }
+
+    /// Arg data bytes in this frame.
+    pub fn data_len(&self) -> usize {
+        self.args.data_len()
+    }
+
     /// The chunks, each with its arg index.
     pub fn iter(&self) -> impl Iterator<Item = ArgChunk> + '_ {
         let n = self.args.len();
@@ -470,8 +485,9 @@ impl Reassembler {
 /// Gathers the chunks of a message into whole args.
 ///
 /// An arg that arrived in one chunk stays a slice of its frame (no copy); an
-/// arg spread over several frames is copied once into one buffer. The three
-/// args live inline; only a (lenient) message with extra args allocates.
+/// arg spread over several frames is kept as its chunks (a rope) and copied
+/// once, into a buffer of exactly its size, only when asked for whole. The
+/// three args live inline; only a (lenient) message with extra args allocates.
 #[derive(Debug, Default, Clone)]
 pub struct ArgCollector {
     args: [ArgBuf; 3],
@@ -482,7 +498,7 @@ pub struct ArgCollector {
 #[derive(Debug, Clone)]
 enum ArgBuf {
     One(Bytes),
-    Many(BytesMut),
+    Many(Vec<Bytes>, usize),
 }
 
 impl Default for ArgBuf {
@@ -493,33 +509,52 @@ impl Default for ArgBuf {
 
 impl ArgBuf {
     fn push(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
         match self {
             ArgBuf::One(b) if b.is_empty() => *b = data,
             ArgBuf::One(b) => {
-                if !data.is_empty() {
-                    let mut m = BytesMut::with_capacity(b.len() + data.len());
-                    m.extend_from_slice(b);
-                    m.extend_from_slice(&data);
-                    *self = ArgBuf::Many(m);
-                }
+                let len = b.len() + data.len();
+                *self = ArgBuf::Many(vec![std::mem::take(b), data], len);
             }
-            ArgBuf::Many(m) => m.extend_from_slice(&data),
+            ArgBuf::Many(chunks, len) => {
+                *len += data.len();
+                chunks.push(data);
+            }
         }
     }
 
     fn into_bytes(self) -> Bytes {
         match self {
             ArgBuf::One(b) => b,
-            ArgBuf::Many(m) => m.freeze(),
+            ArgBuf::Many(chunks, len) => concat(&chunks, len),
+        }
+    }
+
+    fn into_chunks(self) -> Vec<Bytes> {
+        match self {
+            ArgBuf::One(b) if b.is_empty() => Vec::new(),
+            ArgBuf::One(b) => vec![b],
+            ArgBuf::Many(chunks, _) => chunks,
         }
     }
 
     fn peek(&self) -> Bytes {
         match self {
             ArgBuf::One(b) => b.clone(),
-            ArgBuf::Many(m) => Bytes::copy_from_slice(m),
+            ArgBuf::Many(chunks, len) => concat(chunks, *len),
         }
     }
+}
+
+/// The chunks as one buffer of exactly `len` bytes.
+fn concat(chunks: &[Bytes], len: usize) -> Bytes {
+    let mut m = BytesMut::with_capacity(len);
+    for c in chunks {
+        m.extend_from_slice(c);
+    }
+    m.freeze()
 }
 
 impl ArgCollector {
@@ -576,6 +611,12 @@ impl ArgCollector {
     /// arg1, arg2 and arg3 (empty where none arrived); extra args are dropped.
     pub fn into_three(self) -> [Bytes; 3] {
         self.args.map(ArgBuf::into_bytes)
+    }
+
+    /// arg1 and arg2 whole, and arg3 as the chunks it arrived in (no copy).
+    pub fn into_two_and_chunks(self) -> (Bytes, Bytes, Vec<Bytes>) {
+        let [a1, a2, a3] = self.args;
+        (a1.into_bytes(), a2.into_bytes(), a3.into_chunks())
     }
 
     /// Every arg gathered, as many as arrived.

@@ -32,6 +32,12 @@ impl Tracing {
             return Self::read_fields(r);
         }
         let b = r.array::<TRACING_LEN>("tracing")?;
+        Ok(Tracing::from_wire(&b))
+    }
+
+    /// The 25 bytes as they are on the wire.
+    #[inline]
+    pub(crate) fn from_wire(b: &[u8; TRACING_LEN]) -> Tracing {
         let id = |i: usize| {
             u64::from_be_bytes([
                 b[i],
@@ -44,12 +50,12 @@ impl Tracing {
                 b[i + 7],
             ])
         };
-        Ok(Tracing {
+        Tracing {
             span_id: id(0),
             parent_id: id(8),
             trace_id: id(16),
             flags: b[24],
-        })
+        }
     }
 
     /// Field by field, so a truncated field is named with its offset.

@@ -653,7 +653,7 @@ impl PeerPool {
 
 /// What one attempt sends, borrowed from the call.
 struct Target<'a> {
-    service: &'a str,
+    service: &'a Bytes,
     method: &'a Bytes,
     arg2: &'a Bytes,
     options: &'a CallOptions,
@@ -726,7 +726,7 @@ async fn attempt(
     let mut options = target.options.clone();
     options.timeout = left;
     let req = CallRequest {
-        service: target.service.to_string(),
+        service: target.service.clone(),
         method: target.method.clone(),
         arg2: target.arg2.clone(),
         arg3,

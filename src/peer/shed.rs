@@ -102,6 +102,8 @@ pub struct Limited<H> {
 }
 
 impl<H: Handler> Handler for Limited<H> {
+    type Future = HandlerFuture;
+
     fn call(&self, req: Request) -> HandlerFuture {
         let Some(permit) = self.limit.try_acquire() else {
             return busy("too many calls in flight");
@@ -201,11 +203,13 @@ pub struct RateLimited<H> {
 }
 
 impl<H: Handler> Handler for RateLimited<H> {
+    type Future = HandlerFuture;
+
     fn call(&self, req: Request) -> HandlerFuture {
         if !self.limit.try_take() {
             return busy("rate limit reached");
         }
-        self.handler.call(req)
+        Box::pin(self.handler.call(req))
     }
 }
 

@@ -19,8 +19,7 @@
 //! `now` is always a parameter: nothing here reads a clock, owns a socket or
 //! spawns a task.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 
 /// Maps keyed by message ids. Ids come from the peer, so the hasher is
 /// seeded (foldhash: fast, and resists chosen-key collisions).
@@ -32,22 +31,15 @@ use bytes::{Bytes, BytesMut};
 
 use super::config::ConnectionConfig;
 use super::event::{CallError, CloseReason, Event, PeerInfo, RequestStart, ResponseStart};
+use super::timers::{Deadlines, Dir};
+use super::transmit::Transmit;
 use crate::frame::{
     CallContinue, CallFragment, CallHead, CallReq, CallRes, Cancel, ChecksumType, DecodeError,
-    EncodeError, ErrorCode, ErrorFrame, Frame, HOST_PORT, Init, InitHeaders, MessageWriter,
-    NO_MESSAGE_ID, PROCESS_NAME, PROTOCOL_VERSION, Ping, Reassembler, ReassemblyError, ReqHead,
-    ResHead, ResponseCode, TCHANNEL_LANGUAGE, TCHANNEL_LANGUAGE_VERSION, TCHANNEL_VERSION, Tracing,
-    TransportHeaders,
+    EncodeError, ErrorCode, ErrorFrame, Frame, FrameSink, HOST_PORT, Init, InitHeaders,
+    MessageArg, MessageWriter, NO_MESSAGE_ID, PROCESS_NAME, PROTOCOL_VERSION, Ping, Reassembler,
+    ReassemblyError, ReqHead, ResHead, ResponseCode, TCHANNEL_LANGUAGE, TCHANNEL_LANGUAGE_VERSION,
+    TCHANNEL_VERSION, Tracing, TransportHeaders, encode_message,
 };
-
-/// Which table a call id lives in: ids are chosen per direction ([ID-2]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Dir {
-    /// Our requests.
-    Out,
-    /// The peer's requests.
-    In,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -106,13 +98,12 @@ pub struct Connection {
     out_calls: HashMap<u32, OutCall>,
     in_calls: HashMap<u32, InCall>,
     inbound_bytes: u64,
-    /// Call deadlines, earliest first. Entries of calls that ended are not
-    /// removed at once (no search): they are dropped when they reach the top
-    /// or when they outnumber the live calls.
-    deadlines: BinaryHeap<Reverse<(Instant, Dir, u32)>>,
+    /// Call deadlines, earliest first (entries of calls that ended are
+    /// dropped lazily, see `timers.rs`).
+    deadlines: Deadlines,
     tombstones: VecDeque<(Instant, Dir, u32)>,
     tombstone_set: HashSet<(Dir, u32)>,
-    transmit: BytesMut,
+    transmit: Transmit,
     events: VecDeque<Event>,
     peer: Option<PeerInfo>,
     peer_draining: bool,
@@ -140,10 +131,10 @@ impl Connection {
             out_calls: HashMap::default(),
             in_calls: HashMap::default(),
             inbound_bytes: 0,
-            deadlines: BinaryHeap::new(),
+            deadlines: Deadlines::default(),
             tombstones: VecDeque::new(),
             tombstone_set: HashSet::default(),
-            transmit: BytesMut::new(),
+            transmit: Transmit::new(),
             events: VecDeque::new(),
             peer: None,
             peer_draining: false,
@@ -252,25 +243,21 @@ fn rustc_version() -> &'static str {
 // ===== outputs =====
 
 impl Connection {
-    /// Every frame queued since the last call, as one buffer, or `None`.
+    /// Every frame queued since the last call, as one buffer, or `None`
+    /// (args queued by reference are copied into it).
     pub fn poll_transmit(&mut self) -> Option<BytesMut> {
         if self.transmit.is_empty() {
             None
         } else {
-            Some(self.transmit.split())
+            Some(self.transmit.take_bytes())
         }
     }
 
-    /// Appends every queued frame to `dst` (for a driver that keeps its own
-    /// write buffer). Returns the number of bytes moved.
-    pub fn transmit_into(&mut self, dst: &mut BytesMut) -> usize {
+    /// Moves every queued frame to the end of `dst` without copying (for a
+    /// driver that keeps its own write queue). Returns the bytes moved.
+    pub fn transmit_into(&mut self, dst: &mut Transmit) -> usize {
         let n = self.transmit.len();
-        if dst.is_empty() {
-            std::mem::swap(dst, &mut self.transmit);
-        } else {
-            dst.extend_from_slice(&self.transmit);
-            self.transmit.clear();
-        }
+        self.transmit.append_to(dst);
         n
     }
 
@@ -291,7 +278,7 @@ impl Connection {
         [
             self.handshake_deadline,
             drain,
-            self.deadlines.peek().map(|d| d.0.0),
+            self.deadlines.next(),
             self.tombstones.front().map(|t| t.0),
             self.keepalive_next,
         ]
@@ -501,7 +488,7 @@ impl Connection {
                 writer: None,
             },
         );
-        self.deadlines.push(Reverse((deadline, Dir::In, id)));
+        self.deadlines.push((deadline, Dir::In, id));
         self.events.push_back(Event::Request(RequestStart {
             id,
             service: f.service,
@@ -738,11 +725,7 @@ impl Connection {
         {
             return self.close(CloseReason::DrainTimeout);
         }
-        while let Some(&Reverse((at, dir, id))) = self.deadlines.peek() {
-            if at > now {
-                break;
-            }
-            self.deadlines.pop();
+        while let Some((at, dir, id)) = self.deadlines.pop_due(now) {
             if !self.deadline_is_live(at, dir, id) {
                 continue;
             }
@@ -852,25 +835,15 @@ impl Connection {
         Ok(u32::try_from(ms).unwrap_or(u32::MAX))
     }
 
-    fn writer_for_request(
-        &mut self,
-        now: Instant,
-        head: &RequestHead,
-        id: u32,
-    ) -> Result<MessageWriter, CallError> {
+    /// The first frame's fields of a request, with the ttl left at `now`.
+    fn request_head(&self, now: Instant, head: RequestHead) -> Result<CallHead, CallError> {
         let ttl = self.ttl_ms(now, head.deadline)?;
-        MessageWriter::new(
-            id,
-            CallHead::Req(ReqHead {
-                ttl,
-                tracing: head.tracing,
-                service: head.service.clone(),
-                headers: head.headers.clone(),
-            }),
-            head.checksum,
-            self.config.max_frame_size,
-        )
-        .map_err(encode_error)
+        Ok(CallHead::Req(ReqHead {
+            ttl,
+            tracing: head.tracing,
+            service: head.service,
+            headers: head.headers,
+        }))
     }
 
     /// Sends a whole request and returns its id. Its outcome arrives as
@@ -881,20 +854,40 @@ impl Connection {
         head: RequestHead,
         args: [&[u8]; 3],
     ) -> Result<u32, CallError> {
+        self.send_request_with(now, head, args)
+    }
+
+    /// [`Connection::send_request`] with args in shared buffers: large ones
+    /// are queued by reference (written with a vectored write), not copied.
+    pub fn send_request_shared(
+        &mut self,
+        now: Instant,
+        head: RequestHead,
+        args: [&Bytes; 3],
+    ) -> Result<u32, CallError> {
+        self.send_request_with(now, head, args)
+    }
+
+    fn send_request_with<A: MessageArg>(
+        &mut self,
+        now: Instant,
+        head: RequestHead,
+        args: [A; 3],
+    ) -> Result<u32, CallError> {
         self.check_can_call()?;
         let id = self.alloc_id();
-        let mut w = self.writer_for_request(now, &head, id)?;
-        let mark = self.transmit.len();
-        for arg in args {
-            let r = w
-                .write(&mut self.transmit, arg)
-                .and_then(|()| w.end_arg(&mut self.transmit));
-            if let Err(e) = r {
-                self.transmit.truncate(mark);
-                return Err(encode_error(e));
-            }
-        }
-        self.register_outbound(id, head.deadline, head.tracing, None);
+        let (deadline, tracing, checksum) = (head.deadline, head.tracing, head.checksum);
+        let call_head = self.request_head(now, head)?;
+        encode_message(
+            &mut self.transmit,
+            id,
+            &call_head,
+            checksum,
+            self.config.max_frame_size,
+            args,
+        )
+        .map_err(encode_error)?;
+        self.register_outbound(id, deadline, tracing, None);
         Ok(id)
     }
 
@@ -903,8 +896,11 @@ impl Connection {
     pub fn start_request(&mut self, now: Instant, head: RequestHead) -> Result<u32, CallError> {
         self.check_can_call()?;
         let id = self.alloc_id();
-        let w = self.writer_for_request(now, &head, id)?;
-        self.register_outbound(id, head.deadline, head.tracing, Some(w));
+        let (deadline, tracing, checksum) = (head.deadline, head.tracing, head.checksum);
+        let call_head = self.request_head(now, head)?;
+        let w = MessageWriter::new(id, call_head, checksum, self.config.max_frame_size)
+            .map_err(encode_error)?;
+        self.register_outbound(id, deadline, tracing, Some(w));
         Ok(id)
     }
 
@@ -924,7 +920,7 @@ impl Connection {
                 response: None,
             },
         );
-        self.deadlines.push(Reverse((deadline, Dir::Out, id)));
+        self.deadlines.push((deadline, Dir::Out, id));
     }
 
     /// Appends bytes to the current arg of a streamed request. Whole frames
@@ -938,8 +934,8 @@ impl Connection {
             .writer
             .as_mut()
             .ok_or_else(|| CallError::local(ErrorCode::BAD_REQUEST, "request already sent"))?;
-        w.write(&mut self.transmit, data).map_err(encode_error)?;
-        w.flush(&mut self.transmit);
+        w.write(self.transmit.buf(), data).map_err(encode_error)?;
+        w.flush(self.transmit.buf());
         Ok(())
     }
 
@@ -954,12 +950,12 @@ impl Connection {
             .writer
             .as_mut()
             .ok_or_else(|| CallError::local(ErrorCode::BAD_REQUEST, "request already sent"))?;
-        if w.end_arg(&mut self.transmit).map_err(encode_error)? {
+        if w.end_arg(self.transmit.buf()).map_err(encode_error)? {
             call.writer = None;
         } else {
             // Close the frame end_arg left open: the transmit buffer must only
             // hold whole frames (other calls and pings are appended to it).
-            w.flush(&mut self.transmit);
+            w.flush(self.transmit.buf());
         }
         Ok(())
     }
@@ -1018,24 +1014,12 @@ impl Connection {
             .ok_or_else(|| CallError::local(ErrorCode::CANCELLED, "request is no longer in flight"))
     }
 
-    fn response_writer(
-        &self,
-        id: u32,
-        call: &InCall,
-        code: ResponseCode,
-        headers: TransportHeaders,
-    ) -> Result<MessageWriter, CallError> {
-        MessageWriter::new(
-            id,
-            CallHead::Res(ResHead {
-                code,
-                tracing: call.tracing,
-                headers,
-            }),
-            call.checksum,
-            self.config.max_frame_size,
-        )
-        .map_err(encode_error)
+    fn response_head(call: &InCall, code: ResponseCode, headers: TransportHeaders) -> CallHead {
+        CallHead::Res(ResHead {
+            code,
+            tracing: call.tracing,
+            headers,
+        })
     }
 
     /// Answers a request with a whole response, in the request's checksum
@@ -1047,6 +1031,28 @@ impl Connection {
         headers: TransportHeaders,
         args: [&[u8]; 3],
     ) -> Result<(), CallError> {
+        self.send_response_with(id, code, headers, args)
+    }
+
+    /// [`Connection::send_response`] with args in shared buffers: large ones
+    /// are queued by reference, not copied.
+    pub fn send_response_shared(
+        &mut self,
+        id: u32,
+        code: ResponseCode,
+        headers: TransportHeaders,
+        args: [&Bytes; 3],
+    ) -> Result<(), CallError> {
+        self.send_response_with(id, code, headers, args)
+    }
+
+    fn send_response_with<A: MessageArg>(
+        &mut self,
+        id: u32,
+        code: ResponseCode,
+        headers: TransportHeaders,
+        args: [A; 3],
+    ) -> Result<(), CallError> {
         let call = self.inbound_writer(id)?;
         if call.writer.is_some() {
             return Err(CallError::local(
@@ -1054,18 +1060,17 @@ impl Connection {
                 "response already started",
             ));
         }
-        let call = self.in_calls.get(&id).ok_or_else(gone)?;
-        let mut w = self.response_writer(id, call, code, headers)?;
-        let mark = self.transmit.len();
-        for arg in args {
-            let r = w
-                .write(&mut self.transmit, arg)
-                .and_then(|()| w.end_arg(&mut self.transmit));
-            if let Err(e) = r {
-                self.transmit.truncate(mark);
-                return Err(encode_error(e));
-            }
-        }
+        let head = Self::response_head(call, code, headers);
+        let checksum = call.checksum;
+        encode_message(
+            &mut self.transmit,
+            id,
+            &head,
+            checksum,
+            self.config.max_frame_size,
+            args,
+        )
+        .map_err(encode_error)?;
         self.finish_inbound(id);
         Ok(())
     }
@@ -1085,11 +1090,11 @@ impl Connection {
                 "response already started",
             ));
         }
-        let call = self.in_calls.get(&id).ok_or_else(gone)?;
-        let w = self.response_writer(id, call, code, headers)?;
-        if let Some(c) = self.in_calls.get_mut(&id) {
-            c.writer = Some(Box::new(w));
-        }
+        let max_frame = self.config.max_frame_size;
+        let call = self.inbound_writer(id)?;
+        let head = Self::response_head(call, code, headers);
+        let w = MessageWriter::new(id, head, call.checksum, max_frame).map_err(encode_error)?;
+        call.writer = Some(Box::new(w));
         Ok(())
     }
 
@@ -1100,8 +1105,8 @@ impl Connection {
             .writer
             .as_mut()
             .ok_or_else(|| CallError::local(ErrorCode::BAD_REQUEST, "response not started"))?;
-        w.write(&mut self.transmit, data).map_err(encode_error)?;
-        w.flush(&mut self.transmit);
+        w.write(self.transmit.buf(), data).map_err(encode_error)?;
+        w.flush(self.transmit.buf());
         Ok(())
     }
 
@@ -1113,11 +1118,11 @@ impl Connection {
             .writer
             .as_mut()
             .ok_or_else(|| CallError::local(ErrorCode::BAD_REQUEST, "response not started"))?;
-        if w.end_arg(&mut self.transmit).map_err(encode_error)? {
+        if w.end_arg(self.transmit.buf()).map_err(encode_error)? {
             self.finish_inbound(id);
         } else {
             // As in end_request_arg: never leave an open frame queued.
-            w.flush(&mut self.transmit);
+            w.flush(self.transmit.buf());
         }
         Ok(())
     }
@@ -1234,7 +1239,7 @@ impl Connection {
     fn queue(&mut self, frame: Frame) {
         // Only frames we build reach here, and they always fit (error messages
         // and cancel reasons are cut to 65535 bytes).
-        let _ = frame.encode(&mut self.transmit);
+        let _ = frame.encode(self.transmit.buf());
     }
 
     fn send_error_frame(&mut self, id: u32, code: ErrorCode, tracing: Tracing, message: &str) {
@@ -1285,23 +1290,13 @@ impl Connection {
         }
     }
 
-    /// Drops deadlines of calls that ended: those at the top, and all of them
-    /// when they outnumber the live calls, so the heap stays O(live calls).
+    /// Drops deadlines of calls that ended (see `timers.rs`), so the queues
+    /// stay O(live calls).
     fn prune_deadlines(&mut self) {
-        while let Some(&Reverse((at, dir, id))) = self.deadlines.peek() {
-            if self.deadline_is_live(at, dir, id) {
-                break;
-            }
-            self.deadlines.pop();
-        }
         let live = self.out_calls.len() + self.in_calls.len();
-        if self.deadlines.len() > 2 * live + 64 {
-            let heap = std::mem::take(&mut self.deadlines);
-            self.deadlines = heap
-                .into_iter()
-                .filter(|Reverse((at, dir, id))| self.deadline_is_live(*at, *dir, *id))
-                .collect();
-        }
+        let mut deadlines = std::mem::take(&mut self.deadlines);
+        deadlines.prune(live, |&(at, dir, id)| self.deadline_is_live(at, dir, id));
+        self.deadlines = deadlines;
     }
 
     fn tombstone(&mut self, now: Instant, dir: Dir, id: u32) {

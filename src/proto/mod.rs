@@ -10,7 +10,10 @@
 mod config;
 mod connection;
 mod event;
+mod timers;
+mod transmit;
 
 pub use config::{ConnectionConfig, Keepalive};
 pub use connection::{Connection, RequestHead};
 pub use event::{CallError, CloseReason, Event, PeerInfo, RequestStart, ResponseStart};
+pub use transmit::Transmit;

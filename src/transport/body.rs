@@ -16,6 +16,10 @@ use crate::proto::CallError;
 pub enum Body {
     /// All the bytes.
     Full(Bytes),
+    /// All the bytes, as the pieces they arrived in (an arg spread over
+    /// several frames reaches a buffered handler this way: slices of the
+    /// frames, not copied). [`Body::into_bytes`] joins them with one copy.
+    Chunks(Vec<Bytes>),
     /// Chunks as they come.
     Stream(Pin<Box<dyn Stream<Item = Result<Bytes, CallError>> + Send>>),
 }
@@ -31,10 +35,12 @@ impl Body {
         Body::Stream(Box::pin(s))
     }
 
-    /// Reads the whole body (copying streamed chunks into one buffer).
+    /// Reads the whole body as one contiguous buffer: as it is when it is
+    /// one piece, otherwise copied once into a buffer.
     pub async fn into_bytes(self) -> Result<Bytes, CallError> {
         match self {
             Body::Full(b) => Ok(b),
+            Body::Chunks(chunks) => Ok(join(chunks)),
             Body::Stream(mut s) => {
                 let mut first: Option<Bytes> = None;
                 let mut buf = BytesMut::new();
@@ -55,10 +61,32 @@ impl Body {
     }
 }
 
+/// The chunks as one buffer: the chunk itself when there is one, else one
+/// copy into a buffer of exactly the total size.
+pub(crate) fn join(chunks: Vec<Bytes>) -> Bytes {
+    match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.into_iter().next().unwrap_or_default(),
+        _ => {
+            let mut buf = BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
+            for c in &chunks {
+                buf.extend_from_slice(c);
+            }
+            buf.freeze()
+        }
+    }
+}
+
 impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Body::Full(b) => write!(f, "Body::Full({} bytes)", b.len()),
+            Body::Chunks(c) => write!(
+                f,
+                "Body::Chunks({} bytes in {} pieces)",
+                c.iter().map(Bytes::len).sum::<usize>(),
+                c.len()
+            ),
             Body::Stream(_) => f.write_str("Body::Stream"),
         }
     }

@@ -12,8 +12,9 @@ use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::client::Client;
-use super::driver::{Driver, DriverConfig, Shared, now};
-use super::handler::{Handler, Registered, Registry};
+use super::driver::Driver;
+use super::handler::{Handler, Registry};
+use super::shared::{DriverConfig, Shared, now};
 use crate::frame::ErrorCode;
 use crate::proto::{CallError, Connection, ConnectionConfig};
 
@@ -124,27 +125,13 @@ impl Channel {
 
     /// Registers a handler for (service, method). Args arrive whole.
     pub fn register(&self, service: &str, method: &str, handler: impl Handler) {
-        self.inner.registry.insert(
-            service,
-            method,
-            Registered {
-                handler: Arc::new(handler),
-                streaming: false,
-            },
-        );
+        self.inner.registry.insert(service, method, handler, false);
     }
 
     /// Registers a handler whose arg3 arrives as a stream of chunks
     /// ([`super::Body::Stream`]), as soon as arg1 and arg2 are complete.
     pub fn register_streaming(&self, service: &str, method: &str, handler: impl Handler) {
-        self.inner.registry.insert(
-            service,
-            method,
-            Registered {
-                handler: Arc::new(handler),
-                streaming: true,
-            },
-        );
+        self.inner.registry.insert(service, method, handler, true);
     }
 
     /// Spreads the connections this channel accepts over these runtimes,
@@ -251,7 +238,6 @@ impl Channel {
                 max_write_queue: config.max_write_queue,
                 metrics: config.metrics,
             },
-            self.inner.registry.clone(),
             peer,
         );
         // Registered before the driver runs, so a fast handshake cannot
@@ -265,7 +251,7 @@ impl Channel {
             conns.push(Arc::downgrade(&shared));
         }
         self.inner.active.fetch_add(1, Ordering::AcqRel);
-        let driver = Driver::new(io, shared.clone());
+        let driver = Driver::new(io, shared.clone(), self.inner.registry.clone());
         let inner = self.inner.clone();
         tokio::spawn(async move {
             driver.await;
@@ -364,7 +350,7 @@ impl Channel {
         let start = now();
         for s in &conns {
             s.lock().conn.drain(start, start + timeout);
-            s.waker.wake();
+            s.driver.wake();
         }
         loop {
             let idle = self.inner.idle.notified();

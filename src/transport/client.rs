@@ -1,17 +1,29 @@
-//! The client call path: options, responses, and the call itself.
+//! The client call path: options, requests, and the call itself.
+//!
+//! A call takes the connection lock once to send: it encodes its request
+//! straight into the connection's output queue (large args by reference),
+//! takes a waiter slot, and wakes the driver only if the queue was empty. It
+//! takes the lock once more to collect the response. Header sets and metric
+//! handles of plain calls are built once per connection and reused.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
+use rand::Rng;
 use tokio::sync::oneshot;
 
 use super::body::Body;
-use super::driver::{CURRENT_CALL, CallGuard, Reply, Shared, Waiter, now};
-use crate::frame::{ChecksumType, ErrorCode, ResponseCode, Tracing, TransportHeaders};
+use super::inbound::current_call;
+use super::observe::CallMetrics;
+use super::outbound::PendingCall;
+pub use super::outbound::{CallResponse, StreamingResponse};
+use super::shared::{ConnState, Route, Shared, now};
+use super::space::SpaceWait;
+use crate::frame::{ChecksumType, ErrorCode, Tracing, TransportHeaders};
+pub use crate::frame::ArgScheme;
 use crate::proto::{CallError, PeerInfo, RequestHead};
-use tracing::Instrument;
 
 /// Per-call options.
 #[derive(Debug, Clone)]
@@ -20,8 +32,8 @@ pub struct CallOptions {
     /// Default 1 s. Inside a handler the call also ends no later than the
     /// inbound call's deadline.
     pub timeout: Duration,
-    /// Arg scheme sent as `as`: `raw` (default), `json`, `thrift`.
-    pub scheme: String,
+    /// Arg scheme sent as `as`. Default [`ArgScheme::Raw`].
+    pub scheme: ArgScheme,
     /// Extra transport headers, in order, after `cn` and `as`.
     pub headers: Vec<(String, String)>,
     /// Checksum type. Default crc32c (node's default).
@@ -43,7 +55,7 @@ impl Default for CallOptions {
     fn default() -> Self {
         CallOptions {
             timeout: Duration::from_secs(1),
-            scheme: "raw".into(),
+            scheme: ArgScheme::Raw,
             headers: Vec::new(),
             checksum: ChecksumType::CRC32C,
             routing_delegate: None,
@@ -55,11 +67,22 @@ impl Default for CallOptions {
     }
 }
 
+impl CallOptions {
+    /// True when the call sends only `cn` and `as` (its header set can be
+    /// reused across calls).
+    fn plain(&self) -> bool {
+        self.retry_flags.is_none()
+            && self.routing_delegate.is_none()
+            && self.shard_key.is_none()
+            && self.headers.is_empty()
+    }
+}
+
 /// A call to make: service, method (arg1), arg2, arg3 and options.
 #[derive(Debug)]
 pub struct CallRequest {
     /// Destination service.
-    pub service: String,
+    pub service: Bytes,
     /// arg1.
     pub method: Bytes,
     /// arg2.
@@ -71,8 +94,9 @@ pub struct CallRequest {
 }
 
 impl CallRequest {
-    /// A raw call with empty args and default options.
-    pub fn new(service: impl Into<String>, method: impl Into<Bytes>) -> CallRequest {
+    /// A raw call with empty args and default options. A `&'static str`
+    /// service or method costs no allocation.
+    pub fn new(service: impl Into<Bytes>, method: impl Into<Bytes>) -> CallRequest {
         CallRequest {
             service: service.into(),
             method: method.into(),
@@ -101,7 +125,7 @@ impl CallRequest {
     }
 
     /// Sets the arg scheme (`as`).
-    pub fn scheme(mut self, s: impl Into<String>) -> CallRequest {
+    pub fn scheme(mut self, s: impl Into<ArgScheme>) -> CallRequest {
         self.options.scheme = s.into();
         self
     }
@@ -119,67 +143,8 @@ impl CallRequest {
     }
 }
 
-/// A response: success (code 0x00) or an application error (code 0x01),
-/// both carrying args. Transport failures are `Err(CallError)` instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallResponse {
-    /// 0x00 ok; anything else is an application error.
-    pub code: ResponseCode,
-    /// Transport headers of the response.
-    pub headers: TransportHeaders,
-    /// Tracing echoed by the server.
-    pub tracing: Tracing,
-    /// arg2.
-    pub arg2: Bytes,
-    /// arg3.
-    pub arg3: Bytes,
-}
-
-impl CallResponse {
-    /// True for code 0x00.
-    pub fn is_ok(&self) -> bool {
-        self.code.is_ok()
-    }
-
-    /// True for an application error (code not 0x00).
-    pub fn is_application_error(&self) -> bool {
-        !self.code.is_ok()
-    }
-}
-
-/// A response whose arg3 arrives as a stream ([`Client::call_streaming`]).
-#[derive(Debug)]
-pub struct StreamingResponse {
-    /// 0x00 ok; anything else is an application error.
-    pub code: ResponseCode,
-    /// Transport headers of the response.
-    pub headers: TransportHeaders,
-    /// Tracing echoed by the server.
-    pub tracing: Tracing,
-    /// arg2, whole.
-    pub arg2: Bytes,
-    /// arg3, chunk by chunk as frames arrive.
-    pub arg3: Body,
-}
-
-/// A response's code, whichever way it was delivered.
-trait HasCode {
-    fn code(&self) -> ResponseCode;
-}
-
-impl HasCode for CallResponse {
-    fn code(&self) -> ResponseCode {
-        self.code
-    }
-}
-
-impl HasCode for StreamingResponse {
-    fn code(&self) -> ResponseCode {
-        self.code
-    }
-}
-
-/// A handle on one connection, for making calls.
+/// A handle on one connection, for making calls. Clones share the
+/// connection.
 #[derive(Clone)]
 pub struct Client {
     pub(crate) shared: Arc<Shared>,
@@ -191,20 +156,6 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("peer", &self.shared.peer_addr)
             .finish()
-    }
-}
-
-fn gone() -> CallError {
-    CallError::local(ErrorCode::NETWORK, "call already sent")
-}
-
-fn random_tracing() -> Tracing {
-    let id: u64 = rand::random();
-    Tracing {
-        span_id: id,
-        parent_id: 0,
-        trace_id: id,
-        flags: 0,
     }
 }
 
@@ -230,20 +181,25 @@ impl Client {
     }
 
     /// Entries in every table of the connection core and transport (calls,
-    /// deadlines, remembered ids, pings, waiters, inbound dispatch). Used by
-    /// tests to prove nothing leaks.
+    /// deadlines, remembered ids, pings, waiters, streamed responses, inbound
+    /// dispatch). Used by tests to prove nothing leaks.
     pub fn table_sizes(&self) -> Vec<usize> {
         let st = self.shared.lock();
         let mut v = st.conn.table_sizes().to_vec();
         v.push(st.waiters.len());
-        v.push(st.inbound.len());
+        v.push(st.streams.len());
+        v.push(
+            self.shared
+                .inbound_calls
+                .load(std::sync::atomic::Ordering::Acquire),
+        );
         v
     }
 
     /// Closes the connection now: calls in flight fail with network error.
     pub fn close(&self) {
         self.shared.lock().conn.close_now();
-        self.shared.waker.wake();
+        self.shared.driver.wake();
     }
 
     /// Waits until the connection's driver has finished.
@@ -259,7 +215,7 @@ impl Client {
             let id = st.conn.ping()?;
             st.pongs.insert(id, tx);
         }
-        self.shared.waker.wake();
+        self.shared.driver.wake();
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(CallError::local(ErrorCode::NETWORK, "connection closed")),
@@ -267,63 +223,24 @@ impl Client {
         }
     }
 
-    fn headers(&self, o: &CallOptions) -> Result<TransportHeaders, CallError> {
-        let caller = o.caller.as_deref().unwrap_or(&self.caller);
-        let plain = o.retry_flags.is_none()
-            && o.routing_delegate.is_none()
-            && o.shard_key.is_none()
-            && o.headers.is_empty();
-        if plain {
-            // Most calls carry only cn and as: built once per connection.
-            let key = [caller.as_bytes(), b"\0", o.scheme.as_bytes()].concat();
-            return self
-                .shared
-                .header_cache(&key, || {
-                    TransportHeaders::strict([("cn", caller), ("as", o.scheme.as_str())])
-                })
-                .map_err(|e| CallError::local(ErrorCode::BAD_REQUEST, e.to_string()));
-        }
-        let mut pairs: Vec<(&str, &str)> = vec![("cn", caller), ("as", o.scheme.as_str())];
-        if let Some(re) = &o.retry_flags {
-            pairs.push(("re", re));
-        }
-        if let Some(rd) = &o.routing_delegate {
-            pairs.push(("rd", rd));
-        }
-        if let Some(sk) = &o.shard_key {
-            pairs.push(("sk", sk));
-        }
-        for (k, v) in &o.headers {
-            pairs.push((k, v));
-        }
-        TransportHeaders::strict(pairs)
-            .map_err(|e| CallError::local(ErrorCode::BAD_REQUEST, e.to_string()))
-    }
-
     /// Makes a call and waits for its response. Application errors come back
     /// as `Ok` with [`CallResponse::is_application_error`]; everything else
     /// (timeout, busy, declined, network, ...) is `Err`. Dropping the future
     /// gives up on the call (and sends a cancel frame if configured).
     pub async fn call(&self, req: CallRequest) -> Result<CallResponse, CallError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(req, Reply::Whole(tx), rx).await
+        self.send(req, false).await?.await?.into_response()
     }
 
     /// Makes a call and returns as soon as the response's arg2 is complete;
     /// arg3 then arrives as a stream, so a large response never has to sit
     /// whole in memory.
     pub async fn call_streaming(&self, req: CallRequest) -> Result<StreamingResponse, CallError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(req, Reply::Streaming(tx), rx).await
+        self.send(req, true).await?.await?.into_streaming()
     }
 
-    async fn send<T: HasCode>(
-        &self,
-        req: CallRequest,
-        reply: Reply,
-        rx: oneshot::Receiver<Result<T, CallError>>,
-    ) -> Result<T, CallError> {
-        let reply = Some(reply);
+    /// Sends the request (waiting first, in line, while the write queue is
+    /// full) and returns the call to wait on.
+    async fn send(&self, req: CallRequest, streaming: bool) -> Result<PendingCall<'_>, CallError> {
         let CallRequest {
             service,
             method,
@@ -331,133 +248,228 @@ impl Client {
             arg3,
             options,
         } = req;
-        let headers = self.headers(&options)?;
-        let inherited = CURRENT_CALL.try_with(|c| *c).ok();
-        let tracing = options.tracing.unwrap_or_else(|| match inherited {
-            Some(c) => c.tracing.child(rand::random()),
-            None => random_tracing(),
-        });
         let start = now();
+        let inherited = current_call();
         // [TTL-7] inside a handler, never outlive the inbound call's deadline.
         let mut deadline = start + options.timeout;
         if let Some(c) = inherited {
             deadline = deadline.min(c.deadline);
         }
-        let head = RequestHead {
-            service: Bytes::from(service),
-            headers,
-            tracing,
-            deadline,
-            checksum: options.checksum,
+        let (whole, mut stream) = match arg3 {
+            Body::Full(b) => (Some(b), None),
+            Body::Chunks(c) => (Some(super::body::join(c)), None),
+            Body::Stream(s) => (None, Some(s)),
         };
-        let metrics = self.shared.config.metrics.then(|| {
-            let peer = || {
-                let hp = self
-                    .shared
-                    .lock()
-                    .conn
-                    .peer()
-                    .map(|p| p.host_port.clone())
-                    .unwrap_or_default();
-                self.shared.peer_label(&hp)
+        let mut space = SpaceWait::new(&self.shared);
+        let pending = loop {
+            let sent = {
+                let mut st = self.shared.lock();
+                let go = space.may_go(&mut st);
+                let sent = go.then(|| {
+                    self.enqueue(
+                        &mut st, start, streaming, &service, &method, &arg2, whole.as_ref(),
+                        &options, inherited, deadline,
+                    )
+                });
+                if go {
+                    space.done(&mut st);
+                }
+                sent
             };
-            let mut cache = self.shared.metrics_lock();
-            cache.0.get(true, &head.service, &method, peer)
-        });
+            match sent {
+                Some(pending) => break pending?,
+                None => space.wait(Some(deadline)).await?,
+            }
+        };
+        drop(space);
+        if let Some(s) = stream.take() {
+            self.stream_arg3(&pending, s, deadline).await?;
+        }
+        Ok(pending)
+    }
+
+    /// Under the lock: encodes the request into the connection's queue (or
+    /// starts it, for a streamed arg3) and takes a waiter slot.
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue(
+        &self,
+        st: &mut ConnState,
+        start: Instant,
+        streaming: bool,
+        service: &Bytes,
+        method: &Bytes,
+        arg2: &Bytes,
+        whole: Option<&Bytes>,
+        options: &CallOptions,
+        inherited: Option<super::inbound::CallContext>,
+        deadline: Instant,
+    ) -> Result<PendingCall<'_>, CallError> {
+        let (head, metrics) = self.head(st, service, method, options, inherited, deadline)?;
+        let was_empty = st.conn.transmit_len() == 0;
+        let id = match whole {
+            Some(arg3) => st.conn.send_request_shared(start, head, [method, arg2, arg3])?,
+            None => {
+                let id = st.conn.start_request(start, head)?;
+                let started = st
+                    .conn
+                    .write_request(id, method)
+                    .and_then(|()| st.conn.end_request_arg(id))
+                    .and_then(|()| st.conn.write_request(id, arg2))
+                    .and_then(|()| st.conn.end_request_arg(id));
+                if let Err(e) = started {
+                    st.conn.cancel_call(start, id, "request could not be written");
+                    return Err(e);
+                }
+                id
+            }
+        };
+        let (slot, generation) = st.waiters.insert(id, streaming);
         if let Some(m) = &metrics {
             m.started();
         }
-        let span = tracing::debug_span!(
-            "outbound call",
-            service = %String::from_utf8_lossy(&head.service),
-            method = %String::from_utf8_lossy(&method),
-            peer = ?self.shared.peer_addr,
-        );
-        let fut = self.send_inner(method, arg2, arg3, head, deadline, reply, rx);
-        let result = if span.is_disabled() {
-            fut.await
-        } else {
-            fut.instrument(span).await
-        };
-        if let Some(m) = &metrics {
-            m.done(result.as_ref().map(HasCode::code), now() - start);
+        if was_empty {
+            self.shared.driver.wake();
         }
-        result
+        Ok(PendingCall {
+            shared: &self.shared,
+            slot,
+            generation,
+            done: false,
+            metrics,
+            start,
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn send_inner<T>(
+    /// Writes a streamed arg3, waiting for room in the write queue before
+    /// each chunk; dropping the call meanwhile cancels it.
+    async fn stream_arg3(
         &self,
-        method: Bytes,
-        arg2: Bytes,
-        arg3: Body,
-        head: RequestHead,
-        deadline: std::time::Instant,
-        reply: Option<Reply>,
-        rx: oneshot::Receiver<Result<T, CallError>>,
-    ) -> Result<T, CallError> {
-        let mut reply = reply;
-        let start = now();
-        self.wait_for_space(deadline).await?;
-        let mut guard = CallGuard {
-            shared: self.shared.clone(),
-            id: None,
+        call: &PendingCall<'_>,
+        mut s: std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, CallError>> + Send>>,
+        deadline: Instant,
+    ) -> Result<(), CallError> {
+        let id = {
+            let mut st = self.shared.lock();
+            st.waiters
+                .get(call.slot, call.generation)
+                .map(|w| w.id)
+                .ok_or_else(|| CallError::local(ErrorCode::NETWORK, "connection closed"))?
         };
-        match arg3 {
-            Body::Full(arg3) => {
-                let mut st = self.shared.lock();
-                let id = st.conn.send_request(start, head, [&method, &arg2, &arg3])?;
-                st.waiters
-                    .insert(id, Waiter::new(reply.take().ok_or_else(gone)?));
-                guard.id = Some(id);
-            }
-            Body::Stream(mut s) => {
-                let id = {
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk?;
+            let mut space = SpaceWait::new(&self.shared);
+            loop {
+                {
                     let mut st = self.shared.lock();
-                    let id = st.conn.start_request(start, head)?;
-                    st.waiters
-                        .insert(id, Waiter::new(reply.take().ok_or_else(gone)?));
-                    guard.id = Some(id);
-                    st.conn.write_request(id, &method)?;
-                    st.conn.end_request_arg(id)?;
-                    st.conn.write_request(id, &arg2)?;
-                    st.conn.end_request_arg(id)?;
-                    id
-                };
-                self.shared.waker.wake();
-                while let Some(chunk) = s.next().await {
-                    let chunk = chunk?;
-                    self.wait_for_space(deadline).await?;
-                    self.shared.lock().conn.write_request(id, &chunk)?;
-                    self.shared.waker.wake();
+                    if space.may_go(&mut st) {
+                        let r = st.conn.write_request(id, &chunk);
+                        space.done(&mut st);
+                        r?;
+                        break;
+                    }
                 }
-                self.shared.lock().conn.end_request_arg(id)?;
+                space.wait(Some(deadline)).await?;
             }
+            self.shared.driver.wake();
         }
-        self.shared.waker.wake();
-        let res = rx.await;
-        guard.id = None;
-        match res {
-            Ok(r) => r,
-            Err(_) => Err(CallError::local(ErrorCode::NETWORK, "connection closed")),
-        }
+        self.shared.lock().conn.end_request_arg(id)?;
+        self.shared.driver.wake();
+        Ok(())
     }
 
-    async fn wait_for_space(&self, deadline: std::time::Instant) -> Result<(), CallError> {
-        loop {
-            let space = self.shared.space.notified();
-            {
-                let st = self.shared.lock();
-                if st.closed.is_some() || !self.shared.write_queue_full(&st) {
-                    return Ok(());
+    /// The request's head: headers (a cached set for plain calls), tracing,
+    /// deadline, checksum; and the call's metric handles.
+    fn head(
+        &self,
+        st: &mut ConnState,
+        service: &Bytes,
+        method: &Bytes,
+        o: &CallOptions,
+        inherited: Option<super::inbound::CallContext>,
+        deadline: Instant,
+    ) -> Result<(RequestHead, Option<Arc<CallMetrics>>), CallError> {
+        let caller: &str = o.caller.as_deref().unwrap_or(&self.caller);
+        let (headers, metrics) = if o.plain() {
+            match st.routes.find(service, method, caller, &o.scheme) {
+                Some(i) => {
+                    let r = &st.routes.routes[i];
+                    (r.headers.clone(), r.metrics.clone())
+                }
+                None => {
+                    let headers = TransportHeaders::strict([("cn", caller), ("as", o.scheme.as_str())])
+                        .map_err(|e| CallError::local(ErrorCode::BAD_REQUEST, e.to_string()))?;
+                    let metrics = self.metrics(st, service, method);
+                    st.routes.insert(Route {
+                        service: service.clone(),
+                        method: method.clone(),
+                        caller: Arc::from(caller),
+                        scheme: o.scheme.clone(),
+                        headers: headers.clone(),
+                        metrics: metrics.clone(),
+                    });
+                    (headers, metrics)
                 }
             }
-            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
-            tokio::select! {
-                _ = space => {}
-                _ = sleep => return Err(CallError::local(ErrorCode::TIMEOUT, "write queue stayed full until the deadline")),
+        } else {
+            let mut pairs: Vec<(&str, &str)> = vec![("cn", caller), ("as", o.scheme.as_str())];
+            if let Some(re) = &o.retry_flags {
+                pairs.push(("re", re));
             }
-        }
+            if let Some(rd) = &o.routing_delegate {
+                pairs.push(("rd", rd));
+            }
+            if let Some(sk) = &o.shard_key {
+                pairs.push(("sk", sk));
+            }
+            for (k, v) in &o.headers {
+                pairs.push((k, v));
+            }
+            let headers = TransportHeaders::strict(pairs)
+                .map_err(|e| CallError::local(ErrorCode::BAD_REQUEST, e.to_string()))?;
+            let metrics = self.shared.config.metrics.then(|| {
+                let label = self.shared.peer_label(&st.peer_host_port);
+                st.routes
+                    .metrics
+                    .get(true, service, method, || label)
+            });
+            (headers, metrics)
+        };
+        let tracing = match o.tracing {
+            Some(t) => t,
+            None => {
+                let id: u64 = st.rng.random();
+                match inherited {
+                    Some(c) => c.tracing.child(id),
+                    None => Tracing {
+                        span_id: id,
+                        parent_id: 0,
+                        trace_id: id,
+                        flags: 0,
+                    },
+                }
+            }
+        };
+        Ok((
+            RequestHead {
+                service: service.clone(),
+                headers,
+                tracing,
+                deadline,
+                checksum: o.checksum,
+            },
+            metrics,
+        ))
+    }
+
+    fn metrics(&self, st: &ConnState, service: &Bytes, method: &Bytes) -> Option<Arc<CallMetrics>> {
+        self.shared.config.metrics.then(|| {
+            Arc::new(CallMetrics::new(
+                true,
+                service,
+                method,
+                &self.shared.peer_label(&st.peer_host_port),
+            ))
+        })
     }
 }
 

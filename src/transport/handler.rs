@@ -3,13 +3,15 @@
 type HashMap<K, V> = foldhash::HashMap<K, V>;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio_util::sync::CancellationToken;
 
 use super::body::Body;
+use super::inbound::CallHandle;
 use crate::frame::{ErrorCode, ResponseCode, Tracing, TransportHeaders};
 use crate::proto::CallError;
 
@@ -22,7 +24,9 @@ pub struct Request {
     pub method: Bytes,
     /// arg2: application headers (format depends on the `as` scheme).
     pub arg2: Bytes,
-    /// arg3: the body; streamed for handlers registered with `streaming`.
+    /// arg3: the body. Whole for a handler registered with
+    /// [`super::Channel::register`] (as the frame slices it arrived in when
+    /// it spans frames); streamed for [`super::Channel::register_streaming`].
     pub arg3: Body,
     /// Transport headers as sent.
     pub headers: TransportHeaders,
@@ -32,8 +36,8 @@ pub struct Request {
     /// When the caller's ttl runs out here.
     pub deadline: Instant,
     /// The peer's `host_port`.
-    pub peer: String,
-    pub(crate) cancel: CancellationToken,
+    pub peer: Arc<str>,
+    pub(crate) cancel: CallHandle,
 }
 
 impl Request {
@@ -54,16 +58,22 @@ impl Request {
         String::from_utf8_lossy(&self.method).into_owned()
     }
 
-    /// Resolves when the caller cancels, the deadline passes or the connection
-    /// closes. The handler's future is dropped then anyway; this lets it stop
-    /// work it runs elsewhere.
+    /// Resolves once the call is over: cancelled by the caller, past its
+    /// deadline, its connection closed, or answered. The handler's future is
+    /// dropped on the first three anyway; this lets work the handler started
+    /// elsewhere (a spawned task) stop too.
     pub fn cancelled(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.cancel.clone().cancelled_owned()
+        let token = self.cancel.token();
+        async move {
+            if let Some(t) = token {
+                t.cancelled_owned().await;
+            }
+        }
     }
 
-    /// True once the call was cancelled, timed out or lost its connection.
+    /// True once the call is over (see [`Request::cancelled`]).
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.cancel.is_over()
     }
 }
 
@@ -109,19 +119,25 @@ impl Response {
 /// What a handler returns: a response, or an error frame with this code.
 pub type HandlerResult = Result<Response, CallError>;
 
-/// A boxed handler future.
+/// A boxed handler future, for handlers whose future type cannot be named.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send + 'static>>;
 
 /// Turns requests into responses. Any `Fn(Request) -> impl Future<Output =
 /// HandlerResult>` is a handler.
 ///
 /// Handlers run on the connection's own task, polled in place: no task is
-/// spawned per call. A handler that blocks or burns CPU should move that work
-/// elsewhere (`tokio::task::spawn_blocking`, or `tokio::spawn` and await the
-/// join handle).
+/// spawned per call, and a handler whose future is ready at once is answered
+/// in the same pass over the read batch. The futures live in slots the
+/// connection keeps and reuses, so a call allocates nothing for them.
+/// Dropping the future is how a call is cancelled. A handler that blocks or
+/// burns CPU should move that work elsewhere (`tokio::task::spawn_blocking`,
+/// or `tokio::spawn` and await the join handle).
 pub trait Handler: Send + Sync + 'static {
+    /// The future `call` returns.
+    type Future: Future<Output = HandlerResult> + Send + 'static;
+
     /// Handles one request.
-    fn call(&self, req: Request) -> HandlerFuture;
+    fn call(&self, req: Request) -> Self::Future;
 }
 
 impl<F, Fut> Handler for F
@@ -129,8 +145,10 @@ where
     F: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = HandlerResult> + Send + 'static,
 {
-    fn call(&self, req: Request) -> HandlerFuture {
-        Box::pin(self(req))
+    type Future = Fut;
+
+    fn call(&self, req: Request) -> Fut {
+        self(req)
     }
 }
 
@@ -139,9 +157,71 @@ pub fn handler_error(code: ErrorCode, message: impl Into<String>) -> CallError {
     CallError::local(code, message)
 }
 
+// ===== slots: handler futures without an allocation per call =====
+
+/// Where one call's handler future lives while it runs. A connection keeps
+/// finished slots and reuses them for later calls to the same handler.
+pub(crate) trait HandlerSlot: Send {
+    /// Creates the handler's future for `req` in this slot.
+    fn start(&mut self, req: Request);
+    /// Polls it; once it is ready the slot is empty again.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<HandlerResult>;
+    /// Drops the future (the call was cancelled).
+    fn clear(&mut self);
+}
+
+struct Slot<H: Handler> {
+    handler: Arc<H>,
+    /// Pinned once, for the slot's whole life; `Pin::set` replaces the
+    /// future in place.
+    fut: Pin<Box<Option<H::Future>>>,
+}
+
+impl<H: Handler> HandlerSlot for Slot<H> {
+    fn start(&mut self, req: Request) {
+        let fut = self.handler.call(req);
+        self.fut.set(Some(fut));
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<HandlerResult> {
+        let Some(fut) = self.fut.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(CallError::local(
+                ErrorCode::UNEXPECTED,
+                "handler polled after it finished",
+            )));
+        };
+        let res = std::task::ready!(fut.poll(cx));
+        self.fut.set(None);
+        Poll::Ready(res)
+    }
+
+    fn clear(&mut self) {
+        self.fut.set(None);
+    }
+}
+
+/// Makes slots for one registered handler.
+pub(crate) trait SlotFactory: Send + Sync {
+    fn new_slot(&self) -> Box<dyn HandlerSlot>;
+}
+
+impl<H: Handler> SlotFactory for Arc<H> {
+    fn new_slot(&self) -> Box<dyn HandlerSlot> {
+        Box::new(Slot {
+            handler: self.clone(),
+            fut: Box::pin(None),
+        })
+    }
+}
+
+// ===== the registry =====
+
+/// One registered handler.
 #[derive(Clone)]
 pub(crate) struct Registered {
-    pub(crate) handler: Arc<dyn Handler>,
+    /// Its index in the registry (slots are kept per index).
+    pub(crate) index: u32,
+    pub(crate) factory: Arc<dyn SlotFactory>,
     pub(crate) streaming: bool,
 }
 
@@ -149,6 +229,9 @@ pub(crate) struct Registered {
 #[derive(Default)]
 pub(crate) struct Registry {
     map: RwLock<HashMap<Bytes, HashMap<Bytes, Registered>>>,
+    count: AtomicU64,
+    /// Changes on every registration, so connections drop cached lookups.
+    generation: AtomicU64,
 }
 
 pub(crate) enum Lookup {
@@ -158,11 +241,22 @@ pub(crate) enum Lookup {
 }
 
 impl Registry {
-    pub(crate) fn insert(&self, service: &str, method: &str, r: Registered) {
+    pub(crate) fn insert<H: Handler>(&self, service: &str, method: &str, h: H, streaming: bool) {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let index = self.count.fetch_add(1, Ordering::Relaxed) as u32;
+        let r = Registered {
+            index,
+            factory: Arc::new(Arc::new(h)),
+            streaming,
+        };
         map.entry(Bytes::copy_from_slice(service.as_bytes()))
             .or_default()
             .insert(Bytes::copy_from_slice(method.as_bytes()), r);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub(crate) fn lookup(&self, service: &[u8], method: &[u8]) -> Lookup {

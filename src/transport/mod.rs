@@ -11,9 +11,13 @@ mod channel;
 mod client;
 mod driver;
 mod handler;
+mod inbound;
 mod observe;
+mod outbound;
+mod shared;
+mod space;
 
 pub use body::{ArgStream, Body};
 pub use channel::{Channel, ChannelConfig};
-pub use client::{CallOptions, CallRequest, CallResponse, Client, StreamingResponse};
+pub use client::{ArgScheme, CallOptions, CallRequest, CallResponse, Client, StreamingResponse};
 pub use handler::{Handler, HandlerFuture, HandlerResult, Request, Response, handler_error};

@@ -35,7 +35,7 @@ pub(crate) struct CallMetrics {
 }
 
 impl CallMetrics {
-    fn new(outbound: bool, service: &[u8], method: &[u8], peer: &str) -> CallMetrics {
+    pub(crate) fn new(outbound: bool, service: &[u8], method: &[u8], peer: &str) -> CallMetrics {
         let labels = [
             ("service", String::from_utf8_lossy(service).into_owned()),
             ("method", String::from_utf8_lossy(method).into_owned()),
