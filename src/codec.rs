@@ -5,7 +5,7 @@
 //! `split_to(size).freeze()`: the frame's bytes are never copied, and the
 //! decoded fields are slices of them.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::frame::{DecodeError, EncodeError, Frame, FrameHeader, HEADER_LEN, MAX_FRAME_SIZE};
@@ -55,6 +55,27 @@ impl FrameCodec {
     /// The largest frame accepted.
     pub fn max_frame_size(&self) -> usize {
         self.max_frame_size
+    }
+}
+
+impl FrameCodec {
+    /// Splits the next whole frame off `src` without decoding its payload:
+    /// its header, and the payload as a slice of the read buffer (no copy).
+    /// `Ok(None)` means more bytes are needed.
+    pub fn split_frame(
+        &mut self,
+        src: &mut BytesMut,
+    ) -> Result<Option<(FrameHeader, Bytes)>, DecodeError> {
+        let Some(header) = FrameHeader::parse(src, self.max_frame_size)? else {
+            return Ok(None);
+        };
+        let size = usize::from(header.size);
+        if src.len() < size {
+            return Ok(None);
+        }
+        let mut frame = src.split_to(size);
+        frame.advance(HEADER_LEN);
+        Ok(Some((header, frame.freeze())))
     }
 }
 

@@ -407,3 +407,73 @@ pub(crate) fn continue_type(request: bool) -> FrameType {
         FrameType::CALL_RES_CONTINUE
     }
 }
+
+/// A call req or call res that is a whole message: flags 0 and exactly
+/// three arg chunks, read in one pass over the raw bytes. Its fields are
+/// slices of the payload; nothing is checked beyond the layout.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WholeCall<'a> {
+    /// The ttl of a call req (0 for a call res).
+    pub(crate) ttl: u32,
+    /// The code of a call res (0 for a call req).
+    pub(crate) code: u8,
+    pub(crate) tracing: Tracing,
+    /// The service of a call req (empty for a call res).
+    pub(crate) service: &'a [u8],
+    pub(crate) header_count: usize,
+    /// The header pairs, without the count.
+    pub(crate) headers: &'a [u8],
+    pub(crate) checksum: ChecksumField,
+    pub(crate) args: [&'a [u8]; 3],
+}
+
+impl<'a> WholeCall<'a> {
+    /// Reads the payload of a call req (`request`) or call res frame, or
+    /// `None` when it is not a whole message or does not parse.
+    #[inline]
+    pub(crate) fn scan(request: bool, payload: &'a [u8]) -> Option<WholeCall<'a>> {
+        let (ttl, code, rest) = if request {
+            let (&[flags, a, b, c, d], rest) = payload.split_first_chunk::<5>()?;
+            if flags != 0 {
+                return None;
+            }
+            (u32::from_be_bytes([a, b, c, d]), 0, rest)
+        } else {
+            let (&[flags, code], rest) = payload.split_first_chunk::<2>()?;
+            if flags != 0 {
+                return None;
+            }
+            (0, code, rest)
+        };
+        let (tracing, rest) = rest.split_first_chunk::<TRACING_LEN>()?;
+        let (service, rest) = if request {
+            let (&n, rest) = rest.split_first()?;
+            rest.split_at_checked(usize::from(n))?
+        } else {
+            (&[][..], rest)
+        };
+        let (header_count, headers, rest) = TransportHeaders::scan(rest)?;
+        let (checksum, rest) = ChecksumField::scan(rest)?;
+        let mut args: [&[u8]; 3] = [&[]; 3];
+        let mut rest = rest;
+        for a in &mut args {
+            let (len, body) = rest.split_first_chunk::<2>()?;
+            let (arg, tail) = body.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
+            *a = arg;
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+        Some(WholeCall {
+            ttl,
+            code,
+            tracing: Tracing::from_wire(tracing),
+            service,
+            header_count,
+            headers,
+            checksum,
+            args,
+        })
+    }
+}

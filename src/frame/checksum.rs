@@ -106,6 +106,22 @@ impl Checksum {
         }
     }
 
+    /// [`Checksum::update`] with each non-empty part, in order.
+    #[inline]
+    pub fn update_parts(&mut self, parts: &[&[u8]]) {
+        match self.ty {
+            ChecksumType::CRC32C => self.value = crc32c_parts(self.value, parts),
+            ChecksumType::CRC32 => {
+                let mut h = crc32fast::Hasher::new_with_initial(self.value);
+                for p in parts {
+                    h.update(p);
+                }
+                self.value = h.finalize();
+            }
+            _ => {}
+        }
+    }
+
     /// Ends a frame and returns the value it carries. `last_chunk` is the
     /// frame's last arg chunk (empty when the frame has none); only farmhash
     /// uses it.
@@ -144,13 +160,43 @@ pub(crate) fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     crc32c::crc32c_append(crc, data)
 }
 
+/// CRC-32C of the parts one after the other, continuing from `crc`: one
+/// call for all the args of a frame.
+#[inline]
+pub(crate) fn crc32c_parts(crc: u32, parts: &[&[u8]]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if parts.iter().all(|p| p.len() < SMALL_CRC32C)
+            && std::arch::is_x86_feature_detected!("sse4.2")
+        {
+            // SAFETY: as in `crc32c_append`: SSE 4.2 is there.
+            #[allow(unsafe_code)]
+            return unsafe { hw::crc32c_small_parts(crc, parts) };
+        }
+    }
+    parts
+        .iter()
+        .fold(crc, |c, p| crc32c::crc32c_append(c, p))
+}
+
 #[cfg(target_arch = "x86_64")]
 mod hw {
     use std::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u16, _mm_crc32_u32, _mm_crc32_u64};
 
+    /// [`crc32c_small`] over each part in turn, in one call.
+    #[target_feature(enable = "sse4.2")]
+    pub(super) fn crc32c_small_parts(crc: u32, parts: &[&[u8]]) -> u32 {
+        let mut c = crc;
+        for p in parts {
+            c = crc32c_small(c, p);
+        }
+        c
+    }
+
     /// CRC-32C with the SSE 4.2 instruction, 8 bytes at a time (unaligned
     /// loads are fine on x86_64), then 4, 2 and 1.
     #[target_feature(enable = "sse4.2")]
+    #[inline]
     pub(super) fn crc32c_small(crc: u32, data: &[u8]) -> u32 {
         let mut c = u64::from(!crc);
         let mut rest = data;
@@ -245,6 +291,19 @@ mod tests {
                     d.len()
                 );
             }
+        }
+    }
+
+    #[test]
+    fn parts_chain_like_one_buffer() {
+        let data: Vec<u8> = (0..700u32).map(|i| (i * 7 + 1) as u8).collect();
+        for cut in [0usize, 1, 5, 64, 255, 256, 300, 699] {
+            let (a, b) = data.split_at(cut);
+            assert_eq!(
+                crc32c_parts(7, &[a, &[], b]),
+                crc32c::crc32c_append(7, &data),
+                "cut {cut}"
+            );
         }
     }
 

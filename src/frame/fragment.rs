@@ -17,7 +17,7 @@ use super::call::{CallReq, CallRes, Flags, ResponseCode, continue_type};
 use super::checksum::{Checksum, ChecksumType};
 use super::error::EncodeError;
 use super::headers::TransportHeaders;
-use super::tracing::Tracing;
+use super::tracing::{TRACING_LEN, Tracing};
 use super::{FrameHeader, FrameType, HEADER_LEN, MAX_FRAME_SIZE};
 
 /// The fields of a call req's first frame, before the checksum.
@@ -430,6 +430,25 @@ pub fn encode_message<A: MessageArg>(
     }
     let ty = sum.checksum_type();
     let csum_len = checksum_len(ty);
+    let head_fixed = HEADER_LEN + head.head_len() + 1 + csum_len;
+    if head_fixed + 6 + lens[0] + lens[1] + lens[2] <= max_frame {
+        // The usual message: one frame.
+        let parts = [args[0].as_ref(), args[1].as_ref(), args[2].as_ref()];
+        sum.update_parts(&parts);
+        let value = sum.finish_frame(parts[2]);
+        let size = head_fixed + 6 + lens[0] + lens[1] + lens[2];
+        let frame_type = match head {
+            CallHead::Req(_) => FrameType::CALL_REQ,
+            CallHead::Res(_) => FrameType::CALL_RES,
+        };
+        let b = dst.buf();
+        b.reserve(head_fixed + 6 + lens.iter().filter(|&&l| l < SHARE_MIN).sum::<usize>());
+        put_frame_head(b, size, frame_type, id, false, Some(head), ty, value);
+        for (arg, part) in args.iter().zip(parts) {
+            put_chunk(dst, arg, part, 0..part.len());
+        }
+        return Ok(());
+    }
     let (mut arg, mut off, mut first) = (0usize, 0usize, true);
     loop {
         // Plan one frame the way MessageWriter fills it: the open arg's chunk,
@@ -471,9 +490,11 @@ pub fn encode_message<A: MessageArg>(
         };
         let pieces = &pieces[..n];
         let data = |p: &Piece| &args[p.arg].as_ref()[p.start..p.end];
-        for p in pieces {
-            sum.update(data(p));
+        let mut parts: [&[u8]; 3] = [&[]; 3];
+        for (slot, p) in parts.iter_mut().zip(pieces) {
+            *slot = data(p);
         }
+        sum.update_parts(&parts[..n]);
         let value = sum.finish_frame(pieces.last().map_or(&[][..], data));
         let size = fixed + pieces.iter().map(|p| 2 + p.end - p.start).sum::<usize>();
         let frame_type = match (head, first) {
@@ -482,32 +503,98 @@ pub fn encode_message<A: MessageArg>(
             (head, false) => continue_type(head.is_request()),
         };
         let b = dst.buf();
-        b.reserve(fixed + 2 * n + pieces.iter().map(|p| p.end - p.start).filter(|&l| l < SHARE_MIN).sum::<usize>());
-        FrameHeader {
-            size: size as u16,
-            frame_type,
-            id,
-        }
-        .encode(b);
-        b.put_u8(if more { Flags::MORE_FRAGMENTS } else { 0 });
-        if first {
-            head.encode_fields(b);
-        }
-        b.put_u8(ty.0);
-        if ty != ChecksumType::NONE {
-            b.put_u32(value);
-        }
+        b.reserve(
+            fixed
+                + 2 * n
+                + pieces
+                    .iter()
+                    .map(|p| p.end - p.start)
+                    .filter(|&l| l < SHARE_MIN)
+                    .sum::<usize>(),
+        );
+        put_frame_head(b, size, frame_type, id, more, first.then_some(head), ty, value);
         for p in pieces {
-            let d = data(p);
-            dst.buf().put_u16(d.len() as u16);
-            match args[p.arg].shared().filter(|_| d.len() >= SHARE_MIN) {
-                Some(shared) => dst.put_shared(shared.slice(p.start..p.end)),
-                None => dst.buf().extend_from_slice(d),
-            }
+            let arg = &args[p.arg];
+            put_chunk(dst, arg, arg.as_ref(), p.start..p.end);
         }
         if !more {
             return Ok(());
         }
         first = false;
+    }
+}
+
+/// Writes a call frame's fixed part: the 16-byte header, the flags, the
+/// first frame's fields when `head` is given, and the checksum field.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn put_frame_head(
+    b: &mut BytesMut,
+    size: usize,
+    frame_type: FrameType,
+    id: u32,
+    more: bool,
+    head: Option<&CallHead>,
+    ty: ChecksumType,
+    value: u32,
+) {
+    // The fixed-size fields go through one stack buffer and one copy.
+    let mut fixed = [0u8; HEADER_LEN + 1 + 4 + TRACING_LEN];
+    fixed[0..2].copy_from_slice(&(size as u16).to_be_bytes());
+    fixed[2] = frame_type.0;
+    fixed[4..8].copy_from_slice(&id.to_be_bytes());
+    fixed[HEADER_LEN] = if more { Flags::MORE_FRAGMENTS } else { 0 };
+    let mut n = HEADER_LEN + 1;
+    let tracing = match head {
+        Some(CallHead::Req(h)) => {
+            fixed[n..n + 4].copy_from_slice(&h.ttl.to_be_bytes());
+            n += 4;
+            Some(&h.tracing)
+        }
+        Some(CallHead::Res(h)) => {
+            fixed[n] = h.code.0;
+            n += 1;
+            Some(&h.tracing)
+        }
+        None => None,
+    };
+    if let Some(t) = tracing {
+        t.write_to(&mut fixed[n..n + TRACING_LEN]);
+        n += TRACING_LEN;
+    }
+    b.extend_from_slice(&fixed[..n]);
+    match head {
+        Some(CallHead::Req(h)) => {
+            b.put_u8(h.service.len() as u8);
+            b.extend_from_slice(&h.service);
+            h.headers.encode(b);
+        }
+        Some(CallHead::Res(h)) => h.headers.encode(b),
+        None => {}
+    }
+    let mut csum = [ty.0, 0, 0, 0, 0];
+    let csum = if ty == ChecksumType::NONE {
+        &csum[..1]
+    } else {
+        csum[1..].copy_from_slice(&value.to_be_bytes());
+        &csum[..]
+    };
+    b.extend_from_slice(csum);
+}
+
+/// Writes one arg chunk: its length, then `data[range]`, by reference when
+/// it is large and lives in a shared buffer.
+#[inline]
+fn put_chunk<A: MessageArg>(
+    dst: &mut impl FrameSink,
+    arg: &A,
+    data: &[u8],
+    range: std::ops::Range<usize>,
+) {
+    let part = &data[range.clone()];
+    dst.buf().extend_from_slice(&(part.len() as u16).to_be_bytes());
+    match arg.shared().filter(|_| part.len() >= SHARE_MIN) {
+        Some(shared) => dst.put_shared(shared.slice(range)),
+        None => dst.buf().extend_from_slice(part),
     }
 }

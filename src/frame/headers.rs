@@ -347,7 +347,61 @@ impl<W: Width> Headers<W> {
     }
 }
 
+/// What one pass over a handful of transport headers found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeaderScan<'a> {
+    /// The `as` pair (key and value with their lengths), if present.
+    pub(crate) as_pair: Option<&'a [u8]>,
+    pub(crate) has_cn: bool,
+}
+
 impl TransportHeaders {
+    /// Checks up to 8 header pairs (`raw`, `count` of them, already scanned)
+    /// against the spec's rules in one pass, and finds `as` and `cn`. `None`
+    /// when a rule is broken or there are more: look closer with
+    /// [`TransportHeaders::validate`].
+    #[inline]
+    pub(crate) fn scan_few(raw: &[u8], count: usize) -> Option<HeaderScan<'_>> {
+        const FEW: usize = 8;
+        if count > FEW {
+            return None;
+        }
+        let mut keys: [&[u8]; FEW] = [&[]; FEW];
+        let mut found = HeaderScan {
+            as_pair: None,
+            has_cn: false,
+        };
+        let mut rest = raw;
+        for i in 0..count {
+            let start = rest;
+            let k = split_prefixed::<W1>(&mut rest)?;
+            split_prefixed::<W1>(&mut rest)?;
+            if k.is_empty() || k.len() > MAX_TRANSPORT_HEADER_KEY_LEN {
+                return None;
+            }
+            if keys[..i].iter().any(|p| p.len() == k.len() && *p == k) {
+                return None;
+            }
+            keys[i] = k;
+            match k {
+                b"as" => found.as_pair = Some(&start[..start.len() - rest.len()]),
+                b"cn" => found.has_cn = true,
+                _ => {}
+            }
+        }
+        Some(found)
+    }
+
+    /// Headers over `raw` that are known to follow the spec's rules.
+    pub(crate) fn from_checked(raw: Bytes, count: usize) -> TransportHeaders {
+        Headers {
+            raw,
+            count,
+            checked: true,
+            _w: PhantomData,
+        }
+    }
+
     /// The one pair `key`/value as a header list of its own, sharing this
     /// list's buffer (no copy): how a response carries the request's `as`.
     pub fn pair(&self, key: &[u8]) -> Option<TransportHeaders> {
@@ -374,9 +428,35 @@ impl TransportHeaders {
     /// Checks the spec's rules for transport headers: no empty key, no
     /// duplicate key, keys at most 16 bytes, at most 128 headers.
     pub fn validate(&self) -> Result<(), HeaderViolation> {
-        if self.checked {
+        if self.checked || self.valid_few() {
             return Ok(());
         }
+        self.find_violation()
+    }
+
+    /// The usual case, a handful of headers, checked in one pass (keys kept
+    /// on the stack for the duplicate check). False means "look closer".
+    #[inline]
+    fn valid_few(&self) -> bool {
+        const FEW: usize = 8;
+        if self.count > FEW {
+            return false;
+        }
+        let mut keys: [&[u8]; FEW] = [&[]; FEW];
+        for (i, (k, _)) in self.iter().enumerate() {
+            if k.is_empty() || k.len() > MAX_TRANSPORT_HEADER_KEY_LEN {
+                return false;
+            }
+            if keys[..i].iter().any(|p| p.len() == k.len() && *p == k) {
+                return false;
+            }
+            keys[i] = k;
+        }
+        true
+    }
+
+    #[cold]
+    fn find_violation(&self) -> Result<(), HeaderViolation> {
         if self.count > MAX_TRANSPORT_HEADERS {
             return Err(HeaderViolation::TooMany {
                 count: self.count,

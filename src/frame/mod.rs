@@ -31,6 +31,7 @@ mod wire;
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub use args::{ArgChunks, ChecksumField, ChunkIter, SliceIter};
+pub(crate) use call::WholeCall;
 pub use call::{CallContinue, CallFragment, CallReq, CallRes, Flags, ResponseCode};
 pub use checksum::{Checksum, ChecksumType, fingerprint32};
 pub use control::{Cancel, Claim, ErrorCode, ErrorFrame, Opaque, Ping, RetryMeaning};

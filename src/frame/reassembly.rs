@@ -357,6 +357,47 @@ impl Reassembler {
         if fatal { Err(err) } else { Ok(()) }
     }
 
+    /// A message that is whole in its first frame (flag 0x01 clear): the
+    /// checks a strict reassembler makes, in one pass with no state, and the
+    /// frame's chunks when every one passes. `None` means the message breaks
+    /// a rule or is not whole: push it through a [`Reassembler`], which
+    /// names the problem.
+    #[inline]
+    pub fn check_whole(limits: &ReassemblyLimits, frame: CallFragment<'_>) -> Option<FrameChunks> {
+        if !frame.first || frame.flags.0 != 0 || limits.max_frames == 0 {
+            return None;
+        }
+        if let Some(h) = frame.headers
+            && h.validate().is_err()
+        {
+            return None;
+        }
+        let args = frame.args;
+        if args.len() != 3 {
+            return None;
+        }
+        let mut it = args.slices();
+        let (a1, a2, a3) = (it.next()?, it.next()?, it.next()?);
+        if a1.len() > limits.max_arg1_len
+            || (a1.len() + a2.len() + a3.len()) as u64 > limits.max_message_bytes
+        {
+            return None;
+        }
+        let ty = frame.checksum.ty;
+        if ty != ChecksumType::NONE {
+            let mut c = Checksum::new(ty)?;
+            c.update_parts(&[a1, a2, a3]);
+            if c.finish_frame(a3) != frame.checksum.value {
+                return None;
+            }
+        }
+        Some(FrameChunks {
+            args: args.clone(),
+            first_index: 0,
+            message_complete: true,
+        })
+    }
+
     /// Takes the next frame of the message. After an error every later push
     /// fails with [`ReassemblyError::AlreadyFailed`].
     pub fn push(&mut self, frame: CallFragment<'_>) -> Result<FrameChunks, ReassemblyError> {

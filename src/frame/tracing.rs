@@ -73,6 +73,15 @@ impl Tracing {
         })
     }
 
+    /// The 25 bytes into `out` (exactly 25 long).
+    #[inline]
+    pub(crate) fn write_to(&self, out: &mut [u8]) {
+        out[0..8].copy_from_slice(&self.span_id.to_be_bytes());
+        out[8..16].copy_from_slice(&self.parent_id.to_be_bytes());
+        out[16..24].copy_from_slice(&self.trace_id.to_be_bytes());
+        out[24] = self.flags;
+    }
+
     /// Writes the 25 bytes.
     pub fn encode(&self, dst: &mut impl BufMut) {
         dst.put_u64(self.span_id);

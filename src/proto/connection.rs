@@ -21,20 +21,22 @@
 
 use std::collections::VecDeque;
 
-/// Maps keyed by message ids. Ids come from the peer, so the hasher is
-/// seeded (foldhash: fast, and resists chosen-key collisions).
-type HashMap<K, V> = foldhash::HashMap<K, V>;
 type HashSet<K> = foldhash::HashSet<K>;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
 use super::config::ConnectionConfig;
-use super::event::{CallError, CloseReason, Event, PeerInfo, RequestStart, ResponseStart};
+use super::event::{
+    CallError, CloseReason, Event, PeerInfo, RequestStart, ResponseStart, Whole, WholeRequest,
+    WholeResponse,
+};
+use super::table::{CallRef, CallTable};
 use super::timers::{Deadlines, Dir};
 use super::transmit::Transmit;
 use crate::frame::{
-    CallContinue, CallFragment, CallHead, CallReq, CallRes, Cancel, ChecksumType, DecodeError,
+    CallContinue, CallFragment, CallHead, CallReq, CallRes, Cancel, Checksum, ChecksumType,
+    DecodeError, FrameHeader, FrameType, WholeCall,
     EncodeError, ErrorCode, ErrorFrame, Frame, FrameSink, HOST_PORT, Init, InitHeaders,
     MessageArg, MessageWriter, NO_MESSAGE_ID, PROCESS_NAME, PROTOCOL_VERSION, Ping, Reassembler,
     ReassemblyError, ReqHead, ResHead, ResponseCode, TCHANNEL_LANGUAGE, TCHANNEL_LANGUAGE_VERSION,
@@ -77,7 +79,6 @@ struct OutCall {
 
 #[derive(Debug)]
 struct InCall {
-    deadline: Instant,
     tracing: Tracing,
     checksum: ChecksumType,
     /// While the request is still arriving.
@@ -95,8 +96,8 @@ pub struct Connection {
     state: State,
     handshake_deadline: Option<Instant>,
     next_id: u32,
-    out_calls: HashMap<u32, OutCall>,
-    in_calls: HashMap<u32, InCall>,
+    out_calls: CallTable<OutCall>,
+    in_calls: CallTable<InCall>,
     inbound_bytes: u64,
     /// Call deadlines, earliest first (entries of calls that ended are
     /// dropped lazily, see `timers.rs`).
@@ -128,8 +129,8 @@ impl Connection {
             state,
             handshake_deadline,
             next_id: 1,
-            out_calls: HashMap::default(),
-            in_calls: HashMap::default(),
+            out_calls: CallTable::default(),
+            in_calls: CallTable::default(),
             inbound_bytes: 0,
             deadlines: Deadlines::default(),
             tombstones: VecDeque::new(),
@@ -303,6 +304,124 @@ impl Connection {
         self.maybe_drained();
     }
 
+    /// Takes one frame from the peer as its header and raw payload. A call
+    /// req or call res that is a whole message (the usual call) is checked in
+    /// one pass over the bytes and, when it passes, handed back at once; its
+    /// effect on the connection is what [`Connection::handle_frame`] would
+    /// do, and no event is queued for it. Any other frame, or one that breaks
+    /// a rule, is decoded and handled exactly as `handle_frame` handles it
+    /// (or as a decode error), with its outcome in events.
+    pub fn handle_frame_bytes(
+        &mut self,
+        now: Instant,
+        header: FrameHeader,
+        payload: Bytes,
+    ) -> Option<Whole> {
+        self.last_now = self.last_now.max(now);
+        let whole = match header.frame_type {
+            FrameType::CALL_REQ if self.state == State::Ready => {
+                self.whole_request(now, header.id, &payload)
+            }
+            FrameType::CALL_RES if self.is_ready() => self.whole_response(header.id, &payload),
+            _ => None,
+        };
+        if whole.is_some() {
+            self.maybe_drained();
+            return whole;
+        }
+        match Frame::decode_payload(header, payload) {
+            Ok(frame) => self.handle_frame(now, frame),
+            Err(e) => self.handle_decode_error(&e),
+        }
+        None
+    }
+
+    /// The fast path of `on_call_req`: only a request that the general path
+    /// would accept with no violation, whole in this frame.
+    fn whole_request(&mut self, now: Instant, id: u32, payload: &Bytes) -> Option<Whole> {
+        let w = WholeCall::scan(true, payload)?;
+        let limits = &self.config.reassembly;
+        let [a1, a2, a3] = w.args;
+        let bytes = (a1.len() + a2.len() + a3.len()) as u64;
+        if w.ttl == 0
+            || self.in_calls.contains(id)
+            || self.in_calls.len() >= self.config.max_inbound_calls
+            || (!self.tombstone_set.is_empty() && self.tombstone_set.contains(&(Dir::In, id)))
+            || limits.max_frames == 0
+            || a1.len() > limits.max_arg1_len
+            || bytes > limits.max_message_bytes
+            || self.inbound_bytes + bytes > self.config.max_inbound_bytes
+        {
+            return None;
+        }
+        let scan = TransportHeaders::scan_few(w.headers, w.header_count)?;
+        if limits.strict_headers && (scan.as_pair.is_none() || !scan.has_cn) {
+            return None;
+        }
+        if !checksum_ok(&w) {
+            return None;
+        }
+        let ttl = Duration::from_millis(u64::from(w.ttl)).min(self.config.max_ttl);
+        let deadline = now + ttl;
+        self.inbound_bytes += bytes;
+        let r = self.in_calls.insert(
+            id,
+            InCall {
+                tracing: w.tracing,
+                checksum: w.checksum.ty,
+                request: None,
+                bytes,
+                writer: None,
+            },
+        );
+        self.deadlines.push((deadline, Dir::In, r));
+        let lift = |part: &[u8]| lift(payload, part);
+        Some(Whole::Request(WholeRequest {
+            id,
+            service: lift(w.service),
+            headers: TransportHeaders::from_checked(lift(w.headers), w.header_count),
+            scheme: scan
+                .as_pair
+                .map(|p| TransportHeaders::from_checked(lift(p), 1)),
+            tracing: w.tracing,
+            ttl_ms: w.ttl,
+            deadline,
+            checksum: w.checksum.ty,
+            args: [lift(a1), lift(a2), lift(a3)],
+        }))
+    }
+
+    /// The fast path of `on_call_res`: a response the general path would
+    /// accept with no violation, whole in this frame.
+    fn whole_response(&mut self, id: u32, payload: &Bytes) -> Option<Whole> {
+        let call = self.out_calls.get(id)?;
+        if call.response.is_some() || call.writer.is_some() {
+            return None;
+        }
+        let w = WholeCall::scan(false, payload)?;
+        let limits = &self.config.reassembly;
+        let [a1, a2, a3] = w.args;
+        if limits.max_frames == 0
+            || a1.len() > limits.max_arg1_len
+            || (a1.len() + a2.len() + a3.len()) as u64 > limits.max_message_bytes
+        {
+            return None;
+        }
+        TransportHeaders::scan_few(w.headers, w.header_count)?;
+        if !checksum_ok(&w) {
+            return None;
+        }
+        self.remove_outbound(id);
+        Some(Whole::Response(WholeResponse {
+            id,
+            code: ResponseCode(w.code),
+            headers: TransportHeaders::from_checked(lift(payload, w.headers), w.header_count),
+            tracing: w.tracing,
+            arg2: lift(payload, a2),
+            arg3: lift(payload, a3),
+        }))
+    }
+
     /// The byte stream could not be decoded: send a protocol error with id
     /// 0xffffffff and close ([FRAME-8]).
     pub fn handle_decode_error(&mut self, error: &DecodeError) {
@@ -424,7 +543,7 @@ impl Connection {
 
     fn on_call_req(&mut self, now: Instant, f: CallReq) {
         let id = f.id;
-        if self.in_calls.contains_key(&id) {
+        if self.in_calls.contains(id) {
             return self.fatal(
                 id,
                 f.tracing,
@@ -462,12 +581,28 @@ impl Connection {
         }
         let ttl = Duration::from_millis(u64::from(f.ttl)).min(self.config.max_ttl);
         let deadline = now + ttl;
-        let mut reassembler = Reassembler::new(self.config.reassembly);
-        let chunks = match reassembler.push(CallFragment::from(&f)) {
-            Ok(c) => c,
-            Err(e) => return self.reject_request(now, id, f.tracing, e, !f.flags.more_fragments()),
-        };
-        let bytes = reassembler.message_bytes();
+        // A message whole in this frame is checked in one pass; any other
+        // (or one that breaks a rule) goes through a reassembler.
+        let (chunks, reassembler) =
+            match Reassembler::check_whole(&self.config.reassembly, CallFragment::from(&f)) {
+                Some(c) => (c, None),
+                None => {
+                    let mut r = Reassembler::new(self.config.reassembly);
+                    match r.push(CallFragment::from(&f)) {
+                        Ok(c) => (c, Some(r)),
+                        Err(e) => {
+                            return self.reject_request(
+                                now,
+                                id,
+                                f.tracing,
+                                e,
+                                !f.flags.more_fragments(),
+                            );
+                        }
+                    }
+                }
+            };
+        let bytes = chunks.data_len() as u64;
         if self.inbound_bytes + bytes > self.config.max_inbound_bytes {
             self.send_error_frame(id, ErrorCode::BUSY, f.tracing, "too many bytes in flight");
             if !chunks.message_complete() {
@@ -477,18 +612,17 @@ impl Connection {
         }
         self.inbound_bytes += bytes;
         let complete = chunks.message_complete();
-        self.in_calls.insert(
+        let r = self.in_calls.insert(
             id,
             InCall {
-                deadline,
                 tracing: f.tracing,
                 checksum: f.checksum.ty,
-                request: (!complete).then(|| Box::new(reassembler)),
+                request: reassembler.filter(|_| !complete).map(Box::new),
                 bytes,
                 writer: None,
             },
         );
-        self.deadlines.push((deadline, Dir::In, id));
+        self.deadlines.push((deadline, Dir::In, r));
         self.events.push_back(Event::Request(RequestStart {
             id,
             service: f.service,
@@ -525,7 +659,7 @@ impl Connection {
 
     fn on_call_req_continue(&mut self, now: Instant, f: CallContinue) {
         let id = f.id;
-        let Some(call) = self.in_calls.get_mut(&id) else {
+        let Some(call) = self.in_calls.get_mut(id) else {
             return; // unknown or finished: dropped quietly ([CONN-15])
         };
         let Some(r) = call.request.as_mut() else {
@@ -550,7 +684,7 @@ impl Connection {
                     return;
                 }
                 if chunks.message_complete()
-                    && let Some(c) = self.in_calls.get_mut(&id)
+                    && let Some(c) = self.in_calls.get_mut(id)
                 {
                     c.request = None;
                 }
@@ -584,12 +718,24 @@ impl Connection {
 
     fn on_call_res(&mut self, f: CallRes) {
         let id = f.id;
-        let Some(call) = self.out_calls.get_mut(&id) else {
+        let Some(call) = self.out_calls.get_mut(id) else {
             return; // late or unknown: dropped quietly ([CONN-15])
         };
         if call.response.is_some() || call.writer.is_some() {
             let tracing = call.tracing;
             return self.fatal(id, tracing, format!("unexpected call res {id}"));
+        }
+        if let Some(chunks) = Reassembler::check_whole(&self.config.reassembly, CallFragment::from(&f))
+        {
+            self.remove_outbound(id);
+            self.events.push_back(Event::Response(ResponseStart {
+                id,
+                code: f.code,
+                headers: f.headers,
+                tracing: f.tracing,
+                chunks,
+            }));
+            return;
         }
         let mut r = Reassembler::new(self.config.reassembly);
         match r.push(CallFragment::from(&f)) {
@@ -613,7 +759,7 @@ impl Connection {
 
     fn on_call_res_continue(&mut self, f: CallContinue) {
         let id = f.id;
-        let Some(call) = self.out_calls.get_mut(&id) else {
+        let Some(call) = self.out_calls.get_mut(id) else {
             return;
         };
         let Some(r) = call.response.as_mut() else {
@@ -639,7 +785,7 @@ impl Connection {
     fn response_failed(&mut self, id: u32, e: ReassemblyError) {
         let tracing = self
             .out_calls
-            .get(&id)
+            .get(id)
             .map(|c| c.tracing)
             .unwrap_or_default();
         self.remove_outbound(id);
@@ -663,7 +809,7 @@ impl Connection {
 
     fn on_cancel(&mut self, f: Cancel) {
         let id = f.id;
-        let Some(call) = self.in_calls.get(&id) else {
+        let Some(call) = self.in_calls.get(id) else {
             return; // crossed with our response: fine ([CANCEL-3])
         };
         if call.writer.as_ref().is_some_and(|w| w.frames() > 0) {
@@ -680,7 +826,7 @@ impl Connection {
         if f.code == ErrorCode::PROTOCOL {
             // [CONN-14] a 0xff for one of our calls fails it with that error,
             // then closes like any other 0xff.
-            if f.id != NO_MESSAGE_ID && self.out_calls.contains_key(&f.id) {
+            if f.id != NO_MESSAGE_ID && self.out_calls.contains(f.id) {
                 self.remove_outbound(f.id);
                 self.events.push_back(Event::CallFailed {
                     id: f.id,
@@ -696,7 +842,7 @@ impl Connection {
                 .push_back(Event::PeerDraining(CallError::remote(f.code, message)));
             return;
         }
-        if self.out_calls.contains_key(&f.id) {
+        if self.out_calls.contains(f.id) {
             self.remove_outbound(f.id);
             self.events.push_back(Event::CallFailed {
                 id: f.id,
@@ -725,17 +871,13 @@ impl Connection {
         {
             return self.close(CloseReason::DrainTimeout);
         }
-        while let Some((at, dir, id)) = self.deadlines.pop_due(now) {
-            if !self.deadline_is_live(at, dir, id) {
+        while let Some((_, dir, r)) = self.deadlines.pop_due(now) {
+            let Some(id) = self.live_id(dir, r) else {
                 continue;
-            }
+            };
             match dir {
                 Dir::Out => {
-                    let tracing = self
-                        .out_calls
-                        .get(&id)
-                        .map(|c| c.tracing)
-                        .unwrap_or_default();
+                    let tracing = self.out_calls.get(id).map(|c| c.tracing).unwrap_or_default();
                     self.remove_outbound(id);
                     self.tombstone(now, Dir::Out, id);
                     if self.config.send_cancel {
@@ -811,7 +953,7 @@ impl Connection {
             self.next_id = self.next_id.wrapping_add(1);
             // [ID-3] 0xffffffff is reserved; ids still in use or remembered are skipped.
             if id != NO_MESSAGE_ID
-                && !self.out_calls.contains_key(&id)
+                && !self.out_calls.contains(id)
                 && !self.pings.contains(&id)
                 && !self.tombstone_set.contains(&(Dir::Out, id))
             {
@@ -911,7 +1053,7 @@ impl Connection {
         tracing: Tracing,
         writer: Option<MessageWriter>,
     ) {
-        self.out_calls.insert(
+        let r = self.out_calls.insert(
             id,
             OutCall {
                 deadline,
@@ -920,7 +1062,7 @@ impl Connection {
                 response: None,
             },
         );
-        self.deadlines.push((deadline, Dir::Out, id));
+        self.deadlines.push((deadline, Dir::Out, r));
     }
 
     /// Appends bytes to the current arg of a streamed request. Whole frames
@@ -928,7 +1070,7 @@ impl Connection {
     pub fn write_request(&mut self, id: u32, data: &[u8]) -> Result<(), CallError> {
         let call = self
             .out_calls
-            .get_mut(&id)
+            .get_mut(id)
             .ok_or_else(|| CallError::local(ErrorCode::NETWORK, "call is no longer in flight"))?;
         let w = call
             .writer
@@ -944,7 +1086,7 @@ impl Connection {
     pub fn end_request_arg(&mut self, id: u32) -> Result<(), CallError> {
         let call = self
             .out_calls
-            .get_mut(&id)
+            .get_mut(id)
             .ok_or_else(|| CallError::local(ErrorCode::NETWORK, "call is no longer in flight"))?;
         let w = call
             .writer
@@ -963,7 +1105,7 @@ impl Connection {
     /// The caller gave up on a call: forget it, remember its id so late
     /// frames are dropped, and send a cancel frame if configured ([CANCEL-1]).
     pub fn cancel_call(&mut self, now: Instant, id: u32, why: &str) {
-        let Some(call) = self.out_calls.get(&id) else {
+        let Some(call) = self.out_calls.get(id) else {
             return;
         };
         let tracing = call.tracing;
@@ -1010,7 +1152,7 @@ impl Connection {
 impl Connection {
     fn inbound_writer(&mut self, id: u32) -> Result<&mut InCall, CallError> {
         self.in_calls
-            .get_mut(&id)
+            .get_mut(id)
             .ok_or_else(|| CallError::local(ErrorCode::CANCELLED, "request is no longer in flight"))
     }
 
@@ -1100,7 +1242,7 @@ impl Connection {
 
     /// Appends bytes to the current arg of a streamed response.
     pub fn write_response(&mut self, id: u32, data: &[u8]) -> Result<(), CallError> {
-        let call = self.in_calls.get_mut(&id).ok_or_else(gone)?;
+        let call = self.in_calls.get_mut(id).ok_or_else(gone)?;
         let w = call
             .writer
             .as_mut()
@@ -1113,7 +1255,7 @@ impl Connection {
     /// Ends the current arg of a streamed response; after the third the call
     /// is finished.
     pub fn end_response_arg(&mut self, id: u32) -> Result<(), CallError> {
-        let call = self.in_calls.get_mut(&id).ok_or_else(gone)?;
+        let call = self.in_calls.get_mut(id).ok_or_else(gone)?;
         let w = call
             .writer
             .as_mut()
@@ -1130,7 +1272,7 @@ impl Connection {
     /// Answers a request with an error frame (also after part of a streamed
     /// response went out: the error frame ends it); the call is then finished.
     pub fn send_error(&mut self, id: u32, code: ErrorCode, message: &str) -> Result<(), CallError> {
-        let call = self.in_calls.get(&id).ok_or_else(gone)?;
+        let call = self.in_calls.get(id).ok_or_else(gone)?;
         let tracing = call.tracing;
         self.send_error_frame(id, code, tracing, message);
         self.finish_inbound(id);
@@ -1138,7 +1280,7 @@ impl Connection {
     }
 
     fn finish_inbound(&mut self, id: u32) {
-        let still_arriving = self.in_calls.get(&id).is_some_and(|c| c.request.is_some());
+        let still_arriving = self.in_calls.get(id).is_some_and(|c| c.request.is_some());
         self.remove_inbound(id);
         if still_arriving {
             // Continue frames may still come; drop them quietly.
@@ -1206,17 +1348,13 @@ impl Connection {
         self.handshake_deadline = None;
         self.keepalive_next = None;
         let why = reason.to_string();
-        let mut out: Vec<u32> = self.out_calls.keys().copied().collect();
-        out.sort_unstable();
-        for id in out {
+        for id in self.out_calls.sorted_ids() {
             self.events.push_back(Event::CallFailed {
                 id,
                 error: CallError::local(ErrorCode::NETWORK, format!("connection closed: {why}")),
             });
         }
-        let mut inb: Vec<u32> = self.in_calls.keys().copied().collect();
-        inb.sort_unstable();
-        for id in inb {
+        for id in self.in_calls.sorted_ids() {
             self.events.push_back(Event::RequestAborted {
                 id,
                 error: CallError::local(ErrorCode::NETWORK, format!("connection closed: {why}")),
@@ -1253,7 +1391,7 @@ impl Connection {
     }
 
     fn abort_inbound(&mut self, id: u32, code: ErrorCode, message: &str, now: Instant) {
-        let Some(call) = self.in_calls.get(&id) else {
+        let Some(call) = self.in_calls.get(id) else {
             return;
         };
         let tracing = call.tracing;
@@ -1271,22 +1409,23 @@ impl Connection {
     }
 
     fn remove_inbound(&mut self, id: u32) {
-        if let Some(c) = self.in_calls.remove(&id) {
+        if let Some(c) = self.in_calls.remove(id) {
             self.inbound_bytes = self.inbound_bytes.saturating_sub(c.bytes);
             self.prune_deadlines();
         }
     }
 
     fn remove_outbound(&mut self, id: u32) {
-        if self.out_calls.remove(&id).is_some() {
+        if self.out_calls.remove(id).is_some() {
             self.prune_deadlines();
         }
     }
 
-    fn deadline_is_live(&self, at: Instant, dir: Dir, id: u32) -> bool {
+    /// The id of the call a deadline entry names, if it is still in flight.
+    fn live_id(&self, dir: Dir, r: CallRef) -> Option<u32> {
         match dir {
-            Dir::Out => self.out_calls.get(&id).is_some_and(|c| c.deadline == at),
-            Dir::In => self.in_calls.get(&id).is_some_and(|c| c.deadline == at),
+            Dir::Out => self.out_calls.live_id(r),
+            Dir::In => self.in_calls.live_id(r),
         }
     }
 
@@ -1294,9 +1433,11 @@ impl Connection {
     /// stay O(live calls).
     fn prune_deadlines(&mut self) {
         let live = self.out_calls.len() + self.in_calls.len();
-        let mut deadlines = std::mem::take(&mut self.deadlines);
-        deadlines.prune(live, |&(at, dir, id)| self.deadline_is_live(at, dir, id));
-        self.deadlines = deadlines;
+        let (out, inb) = (&self.out_calls, &self.in_calls);
+        self.deadlines.prune(live, |&(_, dir, r)| match dir {
+            Dir::Out => out.live_id(r).is_some(),
+            Dir::In => inb.live_id(r).is_some(),
+        });
     }
 
     fn tombstone(&mut self, now: Instant, dir: Dir, id: u32) {
@@ -1310,6 +1451,30 @@ impl Connection {
                 self.tombstone_set.remove(&(d, i));
             }
         }
+    }
+}
+
+/// True when a whole message's checksum verifies (or it has none).
+#[inline]
+fn checksum_ok(w: &WholeCall<'_>) -> bool {
+    let ty = w.checksum.ty;
+    if ty == ChecksumType::NONE {
+        return true;
+    }
+    let Some(mut c) = Checksum::new(ty) else {
+        return false;
+    };
+    c.update_parts(&w.args);
+    c.finish_frame(w.args[2]) == w.checksum.value
+}
+
+/// `part` (a sub-slice of `payload`) as a `Bytes` sharing its buffer.
+#[inline]
+fn lift(payload: &Bytes, part: &[u8]) -> Bytes {
+    if part.is_empty() {
+        Bytes::new()
+    } else {
+        payload.slice_ref(part)
     }
 }
 

@@ -108,6 +108,59 @@ pub struct ResponseStart {
     pub chunks: FrameChunks,
 }
 
+/// A call message that arrived whole in one frame and passed every check:
+/// what [`super::Connection::handle_frame_bytes`] hands back at once instead
+/// of an event (the usual call: one frame each way).
+#[derive(Debug, Clone)]
+pub enum Whole {
+    /// A request from the peer: as [`Event::Request`] with all its args.
+    Request(WholeRequest),
+    /// The response to one of our calls: as [`Event::Response`] with all its
+    /// args; the call is finished.
+    Response(WholeResponse),
+}
+
+/// A request from the peer, whole.
+#[derive(Debug, Clone)]
+pub struct WholeRequest {
+    /// The request's id (in the peer's id space).
+    pub id: u32,
+    /// The service asked for.
+    pub service: Bytes,
+    /// Transport headers (already checked).
+    pub headers: TransportHeaders,
+    /// The `as` header alone, as a header list of its own: what the response
+    /// sends back.
+    pub scheme: Option<TransportHeaders>,
+    /// Tracing, as sent.
+    pub tracing: Tracing,
+    /// The ttl as sent, in ms.
+    pub ttl_ms: u32,
+    /// When the call expires on this side (now + ttl, capped).
+    pub deadline: Instant,
+    /// The checksum type; the response will use the same.
+    pub checksum: ChecksumType,
+    /// arg1 (the method), arg2 and arg3: slices of the frame.
+    pub args: [Bytes; 3],
+}
+
+/// The response to one of our calls, whole.
+#[derive(Debug, Clone)]
+pub struct WholeResponse {
+    /// Our call's id.
+    pub id: u32,
+    /// 0x00 ok, anything else an application error.
+    pub code: ResponseCode,
+    /// Transport headers.
+    pub headers: TransportHeaders,
+    /// Tracing, as sent.
+    pub tracing: Tracing,
+    /// arg2 and arg3 (arg1 of a response is empty): slices of the frame.
+    pub arg2: Bytes,
+    /// See `arg2`.
+    pub arg3: Bytes,
+}
+
 /// Why a connection closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseReason {

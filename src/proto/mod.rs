@@ -10,10 +10,14 @@
 mod config;
 mod connection;
 mod event;
+mod table;
 mod timers;
 mod transmit;
 
 pub use config::{ConnectionConfig, Keepalive};
 pub use connection::{Connection, RequestHead};
-pub use event::{CallError, CloseReason, Event, PeerInfo, RequestStart, ResponseStart};
+pub use event::{
+    CallError, CloseReason, Event, PeerInfo, RequestStart, ResponseStart, Whole, WholeRequest,
+    WholeResponse,
+};
 pub use transmit::Transmit;

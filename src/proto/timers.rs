@@ -12,6 +12,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
 
+use super::table::CallRef;
+
 /// Which table a call id lives in: ids are chosen per direction ([ID-1]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) enum Dir {
@@ -22,7 +24,7 @@ pub(super) enum Dir {
 }
 
 /// One deadline: when, and whose.
-pub(super) type Deadline = (Instant, Dir, u32);
+pub(super) type Deadline = (Instant, Dir, CallRef);
 
 #[derive(Debug, Default)]
 pub(super) struct Deadlines {
@@ -98,13 +100,17 @@ mod tests {
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
         let mut d = Deadlines::default();
+        let r = |slot| CallRef {
+            slot,
+            generation: 0,
+        };
         for (ms, id) in [(10, 1), (20, 2), (5, 3), (30, 4), (15, 5)] {
-            d.push((at(ms), Dir::Out, id));
+            d.push((at(ms), Dir::Out, r(id)));
         }
         assert_eq!(d.next(), Some(at(5)));
         let mut order = Vec::new();
-        while let Some((_, _, id)) = d.pop_due(at(100)) {
-            order.push(id);
+        while let Some((_, _, r)) = d.pop_due(at(100)) {
+            order.push(r.slot);
         }
         assert_eq!(order, [3, 1, 5, 2, 4]);
     }
@@ -114,9 +120,13 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Deadlines::default();
         for i in 0..10_000u32 {
-            d.push((t0 + Duration::from_millis(u64::from(i)), Dir::In, i));
+            let r = CallRef {
+                slot: i,
+                generation: 0,
+            };
+            d.push((t0 + Duration::from_millis(u64::from(i)), Dir::In, r));
             // only the last call is live
-            d.prune(1, |e| e.2 == i);
+            d.prune(1, |e| e.2.slot == i);
             assert!(d.len() <= 2 + 64, "{} entries", d.len());
         }
     }

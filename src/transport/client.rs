@@ -228,34 +228,57 @@ impl Client {
     /// (timeout, busy, declined, network, ...) is `Err`. Dropping the future
     /// gives up on the call (and sends a cancel frame if configured).
     pub async fn call(&self, req: CallRequest) -> Result<CallResponse, CallError> {
-        self.send(req, false).await?.await?.into_response()
+        let pending = match self.try_send(&req, false) {
+            Some(sent) => sent?,
+            None => Box::pin(self.send(req, false)).await?,
+        };
+        pending.await?.into_response()
     }
 
     /// Makes a call and returns as soon as the response's arg2 is complete;
     /// arg3 then arrives as a stream, so a large response never has to sit
     /// whole in memory.
     pub async fn call_streaming(&self, req: CallRequest) -> Result<StreamingResponse, CallError> {
-        self.send(req, true).await?.await?.into_streaming()
+        let pending = match self.try_send(&req, true) {
+            Some(sent) => sent?,
+            None => Box::pin(self.send(req, true)).await?,
+        };
+        pending.await?.into_streaming()
     }
 
-    /// Sends the request (waiting first, in line, while the write queue is
-    /// full) and returns the call to wait on.
-    async fn send(&self, req: CallRequest, streaming: bool) -> Result<PendingCall<'_>, CallError> {
-        let CallRequest {
-            service,
-            method,
-            arg2,
-            arg3,
-            options,
-        } = req;
+    /// The fast path, with no await: a whole arg3 and room in the write
+    /// queue (nobody waiting for it). `None` means take the slow path.
+    fn try_send(&self, req: &CallRequest, streaming: bool) -> Option<Result<PendingCall<'_>, CallError>> {
+        let arg3 = match &req.arg3 {
+            Body::Full(b) => b,
+            _ => return None,
+        };
         let start = now();
         let inherited = current_call();
-        // [TTL-7] inside a handler, never outlive the inbound call's deadline.
-        let mut deadline = start + options.timeout;
-        if let Some(c) = inherited {
-            deadline = deadline.min(c.deadline);
+        let deadline = call_deadline(start, req.options.timeout, inherited);
+        let mut st = self.shared.lock();
+        if st.closed.is_none() && (!st.space.is_empty() || self.shared.write_queue_full(&st)) {
+            return None;
         }
-        let (whole, mut stream) = match arg3 {
+        Some(self.enqueue(
+            &mut st,
+            start,
+            streaming,
+            req,
+            Some(arg3),
+            inherited,
+            deadline,
+        ))
+    }
+
+    /// The slow path: waits in line for room in the write queue, and writes a
+    /// streamed arg3 chunk by chunk.
+    async fn send(&self, req: CallRequest, streaming: bool) -> Result<PendingCall<'_>, CallError> {
+        let start = now();
+        let inherited = current_call();
+        let deadline = call_deadline(start, req.options.timeout, inherited);
+        let mut req = req;
+        let (whole, mut stream) = match std::mem::replace(&mut req.arg3, Body::empty()) {
             Body::Full(b) => (Some(b), None),
             Body::Chunks(c) => (Some(super::body::join(c)), None),
             Body::Stream(s) => (None, Some(s)),
@@ -267,8 +290,13 @@ impl Client {
                 let go = space.may_go(&mut st);
                 let sent = go.then(|| {
                     self.enqueue(
-                        &mut st, start, streaming, &service, &method, &arg2, whole.as_ref(),
-                        &options, inherited, deadline,
+                        &mut st,
+                        start,
+                        streaming,
+                        &req,
+                        whole.as_ref(),
+                        inherited,
+                        deadline,
                     )
                 });
                 if go {
@@ -296,15 +324,14 @@ impl Client {
         st: &mut ConnState,
         start: Instant,
         streaming: bool,
-        service: &Bytes,
-        method: &Bytes,
-        arg2: &Bytes,
+        req: &CallRequest,
         whole: Option<&Bytes>,
-        options: &CallOptions,
         inherited: Option<super::inbound::CallContext>,
         deadline: Instant,
     ) -> Result<PendingCall<'_>, CallError> {
-        let (head, metrics) = self.head(st, service, method, options, inherited, deadline)?;
+        let (method, arg2) = (&req.method, &req.arg2);
+        let (head, metrics) =
+            self.head(st, &req.service, method, &req.options, inherited, deadline)?;
         let was_empty = st.conn.transmit_len() == 0;
         let id = match whole {
             Some(arg3) => st.conn.send_request_shared(start, head, [method, arg2, arg3])?,
@@ -470,6 +497,20 @@ impl Client {
                 &self.shared.peer_label(&st.peer_host_port),
             ))
         })
+    }
+}
+
+/// When a call made now with `timeout` gives up: [TTL-7] inside a handler,
+/// never later than the inbound call's deadline.
+fn call_deadline(
+    start: Instant,
+    timeout: Duration,
+    inherited: Option<super::inbound::CallContext>,
+) -> Instant {
+    let deadline = start + timeout;
+    match inherited {
+        Some(c) => deadline.min(c.deadline),
+        None => deadline,
     }
 }
 

@@ -20,15 +20,14 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
-use tokio_util::codec::Decoder;
 
 use super::handler::Registry;
 use super::inbound::Dispatch;
 use super::outbound;
 use super::shared::{ConnState, Shared, now};
-use crate::codec::{CodecError, FrameCodec};
+use crate::codec::FrameCodec;
 use crate::frame::ErrorCode;
-use crate::proto::{CallError, Event, Transmit};
+use crate::proto::{CallError, Event, Transmit, Whole};
 
 /// Smallest and largest read the driver asks the socket for.
 const MIN_READ: usize = 64 * 1024;
@@ -144,19 +143,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
             let mut st = shared.lock();
             let st = &mut *st;
             loop {
-                match codec.decode(rbuf) {
-                    Ok(Some(frame)) => {
-                        st.conn.handle_frame(now, frame);
+                match codec.split_frame(rbuf) {
+                    Ok(Some((header, payload))) => {
+                        match st.conn.handle_frame_bytes(now, header, payload) {
+                            Some(Whole::Request(r)) => dispatch.on_whole_request(st, r, now),
+                            Some(Whole::Response(r)) => {
+                                outbound::on_whole_response(st, r, now, wake)
+                            }
+                            None => {}
+                        }
                         drain_events(st, dispatch, now, wake);
                     }
                     Ok(None) => break,
-                    Err(CodecError::Decode(e)) => {
-                        st.conn.handle_decode_error(&e);
-                        *read_closed = true;
-                        break;
-                    }
                     Err(e) => {
-                        st.conn.transport_closed(e.to_string());
+                        st.conn.handle_decode_error(&e);
                         *read_closed = true;
                         break;
                     }

@@ -28,7 +28,7 @@ use super::observe::CallMetrics;
 use super::shared::{ConnState, IdMap, Shared};
 use super::space::SpaceWait;
 use crate::frame::{ArgChunk, ArgCollector, ErrorCode, FrameChunks, Tracing, TransportHeaders};
-use crate::proto::{CallError, RequestStart};
+use crate::proto::{CallError, RequestStart, WholeRequest};
 
 // ===== the inbound call a handler's outbound calls inherit =====
 
@@ -316,6 +316,42 @@ impl Dispatch {
 
     // ----- under the lock: events from the core -----
 
+    /// A request that arrived whole (the usual call).
+    pub(crate) fn on_whole_request(&mut self, st: &mut ConnState, w: WholeRequest, at: Instant) {
+        let WholeRequest {
+            id,
+            service,
+            headers,
+            scheme,
+            tracing,
+            deadline,
+            args: [method, arg2, arg3],
+            ..
+        } = w;
+        let Some(found) = self.find(st, id, &service, &method) else {
+            return;
+        };
+        let arg3 = if found.streaming {
+            let (tx, rx) = arg_stream();
+            tx.push(arg3);
+            tx.finish();
+            Body::Stream(Box::pin(rx))
+        } else {
+            Body::Full(arg3)
+        };
+        self.start(
+            id,
+            found,
+            [service, method, arg2],
+            arg3,
+            headers,
+            scheme,
+            tracing,
+            deadline,
+            at,
+        );
+    }
+
     /// A request started.
     pub(crate) fn on_request(&mut self, st: &mut ConnState, start: RequestStart, at: Instant) {
         let RequestStart {
@@ -340,12 +376,14 @@ impl Dispatch {
             } else {
                 Body::Full(arg3)
             };
+            let scheme = headers.pair(b"as");
             self.start(
                 id,
                 found,
                 [service, method, arg2],
                 arg3,
                 headers,
+                scheme,
                 tracing,
                 deadline,
                 at,
@@ -498,12 +536,14 @@ impl Dispatch {
             // entry is marked running once the handler has a task.
             self.calls.insert(id, Inbound::Draining { body });
         }
+        let scheme = a.headers.pair(b"as");
         self.start(
             id,
             found,
             [a.service, method, arg2],
             arg3,
             a.headers,
+            scheme,
             a.tracing,
             a.deadline,
             a.at,
@@ -582,11 +622,11 @@ impl Dispatch {
         [service, method, arg2]: [Bytes; 3],
         arg3: Body,
         headers: TransportHeaders,
+        scheme: Option<TransportHeaders>,
         tracing: Tracing,
         deadline: Instant,
         at: Instant,
     ) {
-        let scheme = headers.pair(b"as");
         let task = self.alloc_task();
         let entry = &self.tasks[task as usize];
         let cancel = CallHandle {

@@ -19,7 +19,7 @@ use super::body::{Body, arg_stream};
 use super::observe::CallMetrics;
 use super::shared::{Assembly, ConnState, Outcome, Shared, WaitState, now};
 use crate::frame::{ArgChunk, ArgCollector, ErrorCode, FrameChunks, ResponseCode, Tracing, TransportHeaders};
-use crate::proto::{CallError, ResponseStart};
+use crate::proto::{CallError, ResponseStart, WholeResponse};
 
 /// A response: success (code 0x00) or an application error (code 0x01),
 /// both carrying args. Transport failures are `Err(CallError)` instead.
@@ -153,6 +153,50 @@ impl Drop for PendingCall<'_> {
 }
 
 // ===== filling waiters from the core's events (driver, under the lock) =====
+
+/// A response that arrived whole (the usual call): the call is done.
+pub(crate) fn on_whole_response(
+    st: &mut ConnState,
+    r: WholeResponse,
+    at: Instant,
+    wake: &mut Vec<Waker>,
+) {
+    let WholeResponse {
+        id,
+        code,
+        headers,
+        tracing,
+        arg2,
+        arg3,
+    } = r;
+    let Some(w) = st.waiters.unroute(id) else {
+        return;
+    };
+    w.state = WaitState::Done(match w.state {
+        WaitState::Idle { streaming: true } => {
+            let (sender, body) = arg_stream();
+            sender.push(arg3);
+            sender.finish();
+            Outcome::Streaming {
+                code,
+                headers,
+                tracing,
+                arg2,
+                body,
+                at,
+            }
+        }
+        _ => Outcome::Response {
+            code,
+            headers,
+            tracing,
+            arg2,
+            arg3,
+            at,
+        },
+    });
+    wake.extend(w.waker.take());
+}
 
 /// A response started.
 pub(crate) fn on_response(st: &mut ConnState, r: ResponseStart, at: Instant, wake: &mut Vec<Waker>) {
