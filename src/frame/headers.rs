@@ -362,11 +362,9 @@ impl TransportHeaders {
     /// [`TransportHeaders::validate`].
     #[inline]
     pub(crate) fn scan_few(raw: &[u8], count: usize) -> Option<HeaderScan<'_>> {
-        const FEW: usize = 8;
-        if count > FEW {
+        if count > 8 {
             return None;
         }
-        let mut keys: [&[u8]; FEW] = [&[]; FEW];
         let mut found = HeaderScan {
             as_pair: None,
             has_cn: false,
@@ -379,17 +377,42 @@ impl TransportHeaders {
             if k.is_empty() || k.len() > MAX_TRANSPORT_HEADER_KEY_LEN {
                 return None;
             }
-            if keys[..i].iter().any(|p| p.len() == k.len() && *p == k) {
+            if i > 0 && Headers::<W1>::key_among(&raw[..raw.len() - start.len()], k) {
                 return None;
             }
-            keys[i] = k;
-            match k {
-                b"as" => found.as_pair = Some(&start[..start.len() - rest.len()]),
-                b"cn" => found.has_cn = true,
-                _ => {}
+            if k.len() == 2 {
+                if k[0] == b'a' && k[1] == b's' {
+                    found.as_pair = Some(&start[..start.len() - rest.len()]);
+                } else if k[0] == b'c' && k[1] == b'n' {
+                    found.has_cn = true;
+                }
             }
         }
         Some(found)
+    }
+
+    /// True when `key` is a key of the pairs in `raw` (known to parse).
+    #[inline]
+    fn key_among(mut raw: &[u8], key: &[u8]) -> bool {
+        while let (Some(k), Some(_)) = (
+            split_prefixed::<W1>(&mut raw),
+            split_prefixed::<W1>(&mut raw),
+        ) {
+            if k.len() == key.len() && k == key {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// One pair, encoded in `pair` (`k~1 v~1`), that follows the rules.
+    pub(crate) fn from_static_pair(pair: &'static [u8]) -> TransportHeaders {
+        Headers {
+            raw: Bytes::from_static(pair),
+            count: 1,
+            checked: true,
+            _w: PhantomData,
+        }
     }
 
     /// Headers over `raw` that are known to follow the spec's rules.

@@ -380,9 +380,7 @@ impl Connection {
             id,
             service: lift(w.service),
             headers: TransportHeaders::from_checked(lift(w.headers), w.header_count),
-            scheme: scan
-                .as_pair
-                .map(|p| TransportHeaders::from_checked(lift(p), 1)),
+            scheme: scan.as_pair.map(|p| scheme_pair(payload, p)),
             tracing: w.tracing,
             ttl_ms: w.ttl,
             deadline,
@@ -1280,8 +1278,7 @@ impl Connection {
     }
 
     fn finish_inbound(&mut self, id: u32) {
-        let still_arriving = self.in_calls.get(id).is_some_and(|c| c.request.is_some());
-        self.remove_inbound(id);
+        let still_arriving = self.remove_inbound(id).is_some_and(|c| c.request.is_some());
         if still_arriving {
             // Continue frames may still come; drop them quietly.
             self.tombstone(self.last_now, Dir::In, id);
@@ -1408,11 +1405,11 @@ impl Connection {
         self.maybe_drained();
     }
 
-    fn remove_inbound(&mut self, id: u32) {
-        if let Some(c) = self.in_calls.remove(id) {
-            self.inbound_bytes = self.inbound_bytes.saturating_sub(c.bytes);
-            self.prune_deadlines();
-        }
+    fn remove_inbound(&mut self, id: u32) -> Option<InCall> {
+        let c = self.in_calls.remove(id)?;
+        self.inbound_bytes = self.inbound_bytes.saturating_sub(c.bytes);
+        self.prune_deadlines();
+        Some(c)
     }
 
     fn remove_outbound(&mut self, id: u32) {
@@ -1454,6 +1451,26 @@ impl Connection {
     }
 }
 
+/// The `as` pair of a request as a header list of its own: a static one for
+/// the usual schemes (no slice of the frame kept), else a slice.
+#[inline]
+fn scheme_pair(payload: &Bytes, pair: &[u8]) -> TransportHeaders {
+    const RAW: &[u8] = b"\x02as\x03raw";
+    const JSON: &[u8] = b"\x02as\x04json";
+    const THRIFT: &[u8] = b"\x02as\x06thrift";
+    let known = match pair.len() {
+        7 => RAW,
+        8 => JSON,
+        10 => THRIFT,
+        _ => &[],
+    };
+    if !known.is_empty() && pair == known {
+        TransportHeaders::from_static_pair(known)
+    } else {
+        TransportHeaders::from_checked(lift(payload, pair), 1)
+    }
+}
+
 /// True when a whole message's checksum verifies (or it has none).
 #[inline]
 fn checksum_ok(w: &WholeCall<'_>) -> bool {
@@ -1472,10 +1489,10 @@ fn checksum_ok(w: &WholeCall<'_>) -> bool {
 #[inline]
 fn lift(payload: &Bytes, part: &[u8]) -> Bytes {
     if part.is_empty() {
-        Bytes::new()
-    } else {
-        payload.slice_ref(part)
+        return Bytes::new();
     }
+    let start = part.as_ptr() as usize - payload.as_ptr() as usize;
+    payload.slice(start..start + part.len())
 }
 
 fn gone() -> CallError {

@@ -1,13 +1,23 @@
 //! A call table: calls by message id, stored in a slab.
 //!
-//! The id map holds only slot numbers, so inserting and removing move four
-//! bytes, not the call. A slot's generation changes every time it is reused,
-//! so `(slot, generation)` names one call for good: a deadline queued for a
-//! call that has since ended is recognised as stale without a lookup.
+//! Ids are found through a direct-mapped index (`id mod size` → slot): every
+//! known peer, tchan included, numbers its calls from a counter, so the ids in
+//! flight are nearly consecutive and each lands in a cell of its own. An id
+//! whose cell is taken goes to an overflow map (seeded hashing, so chosen ids
+//! cost the sender nothing more than ordinary collisions). The index holds
+//! slot numbers only, so inserting and removing move four bytes, not the call.
+//!
+//! A slot's generation changes every time it is reused, so `(slot,
+//! generation)` names one call for good: a deadline queued for a call that
+//! has since ended is recognised as stale without a lookup.
 
 /// Maps keyed by message ids. Ids come from the peer, so the hasher is
 /// seeded (foldhash: fast, and resists chosen-key collisions).
 type IdMap<V> = foldhash::HashMap<u32, V>;
+
+/// First size of the direct index, and the largest it grows to.
+const MIN_DIRECT: usize = 64;
+const MAX_DIRECT: usize = 1 << 16;
 
 #[derive(Debug)]
 struct Slot<T> {
@@ -19,17 +29,22 @@ struct Slot<T> {
 /// Calls of one direction, by message id.
 #[derive(Debug)]
 pub(super) struct CallTable<T> {
-    by_id: IdMap<u32>,
+    /// Slot + 1 of the call whose id maps to each cell; 0 for none.
+    direct: Vec<u32>,
+    overflow: IdMap<u32>,
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
+    len: usize,
 }
 
 impl<T> Default for CallTable<T> {
     fn default() -> Self {
         CallTable {
-            by_id: IdMap::default(),
+            direct: Vec::new(),
+            overflow: IdMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
+            len: 0,
         }
     }
 }
@@ -43,19 +58,46 @@ pub(super) struct CallRef {
 
 impl<T> CallTable<T> {
     pub(super) fn len(&self) -> usize {
-        self.by_id.len()
+        self.len
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.len == 0
+    }
+
+    #[inline]
+    fn cell(&self, id: u32) -> usize {
+        id as usize & (self.direct.len() - 1)
+    }
+
+    /// The slot holding `id`, if any.
+    #[inline]
+    fn find(&self, id: u32) -> Option<usize> {
+        if self.direct.is_empty() {
+            return None;
+        }
+        let s = self.direct[self.cell(id)];
+        if s != 0 {
+            let slot = s as usize - 1;
+            if self.slots[slot].id == id {
+                return Some(slot);
+            }
+        }
+        if self.overflow.is_empty() {
+            return None;
+        }
+        self.overflow.get(&id).map(|&s| s as usize)
     }
 
     pub(super) fn contains(&self, id: u32) -> bool {
-        self.by_id.contains_key(&id)
+        self.find(id).is_some()
     }
 
     /// Adds a call for `id` (which must not be in the table).
     pub(super) fn insert(&mut self, id: u32, call: T) -> CallRef {
+        if self.len * 2 >= self.direct.len() && self.direct.len() < MAX_DIRECT {
+            self.grow();
+        }
         let slot = match self.free.pop() {
             Some(s) => {
                 let e = &mut self.slots[s as usize];
@@ -73,31 +115,67 @@ impl<T> CallTable<T> {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.by_id.insert(id, slot);
+        self.index(id, slot);
+        self.len += 1;
         CallRef {
             slot,
             generation: self.slots[slot as usize].generation,
         }
     }
 
+    fn index(&mut self, id: u32, slot: u32) {
+        let c = self.cell(id);
+        if self.direct[c] == 0 {
+            self.direct[c] = slot + 1;
+        } else {
+            self.overflow.insert(id, slot);
+        }
+    }
+
+    /// Doubles the direct index and places every call again.
+    fn grow(&mut self) {
+        let size = (self.direct.len() * 2).max(MIN_DIRECT);
+        self.direct.clear();
+        self.direct.resize(size, 0);
+        self.overflow.clear();
+        for i in 0..self.slots.len() {
+            if self.slots[i].call.is_some() {
+                let id = self.slots[i].id;
+                self.index(id, i as u32);
+            }
+        }
+    }
+
     pub(super) fn get(&self, id: u32) -> Option<&T> {
-        let s = *self.by_id.get(&id)?;
-        self.slots.get(s as usize)?.call.as_ref()
+        let s = self.find(id)?;
+        self.slots[s].call.as_ref()
     }
 
     pub(super) fn get_mut(&mut self, id: u32) -> Option<&mut T> {
-        let s = *self.by_id.get(&id)?;
-        self.slots.get_mut(s as usize)?.call.as_mut()
+        let s = self.find(id)?;
+        self.slots[s].call.as_mut()
     }
 
     pub(super) fn remove(&mut self, id: u32) -> Option<T> {
-        let s = self.by_id.remove(&id)?;
-        let call = self.slots.get_mut(s as usize)?.call.take();
-        self.free.push(s);
+        if self.direct.is_empty() {
+            return None;
+        }
+        let c = self.cell(id);
+        let s = self.direct[c];
+        let slot = if s != 0 && self.slots[s as usize - 1].id == id {
+            self.direct[c] = 0;
+            s - 1
+        } else {
+            self.overflow.remove(&id)?
+        };
+        let call = self.slots[slot as usize].call.take();
+        self.free.push(slot);
+        self.len -= 1;
         call
     }
 
     /// The id of the call `r` names, if it is still in the table.
+    #[inline]
     pub(super) fn live_id(&self, r: CallRef) -> Option<u32> {
         self.slots
             .get(r.slot as usize)
@@ -107,18 +185,25 @@ impl<T> CallTable<T> {
 
     /// Every id in the table, in ascending order.
     pub(super) fn sorted_ids(&self) -> Vec<u32> {
-        let mut ids: Vec<u32> = self.by_id.keys().copied().collect();
+        let mut ids: Vec<u32> = self
+            .slots
+            .iter()
+            .filter(|e| e.call.is_some())
+            .map(|e| e.id)
+            .collect();
         ids.sort_unstable();
         ids
     }
 
     pub(super) fn clear(&mut self) {
-        self.by_id.clear();
+        self.direct.iter_mut().for_each(|c| *c = 0);
+        self.overflow.clear();
         self.free.clear();
-        for (i, e) in self.slots.iter_mut().enumerate() {
+        for (i, e) in self.slots.iter_mut().enumerate().rev() {
             e.call = None;
             self.free.push(i as u32);
         }
+        self.len = 0;
     }
 }
 
@@ -144,5 +229,35 @@ mod tests {
         t.clear();
         assert!(t.is_empty());
         assert_eq!(t.live_id(b), None);
+    }
+
+    #[test]
+    fn colliding_ids_and_growth_keep_every_call_findable() {
+        let mut t: CallTable<u32> = CallTable::default();
+        let mut model = std::collections::BTreeMap::new();
+        // ids that share cells (multiples of 64), a long-lived straggler,
+        // and a sliding window of consecutive ids
+        let mut x: u32 = 12345;
+        for step in 0..20_000u32 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let id = match x % 3 {
+                0 => step,
+                1 => (x % 50) * 64,
+                _ => x,
+            };
+            if let std::collections::btree_map::Entry::Vacant(v) = model.entry(id) {
+                v.insert(step);
+                t.insert(id, step);
+            } else if x % 2 == 0 {
+                assert_eq!(t.remove(id), model.remove(&id));
+            }
+            if step % 97 == 0 {
+                for (&id, &v) in &model {
+                    assert_eq!(t.get(id), Some(&v), "id {id}");
+                }
+                assert_eq!(t.len(), model.len());
+            }
+        }
+        assert_eq!(t.sorted_ids(), model.keys().copied().collect::<Vec<_>>());
     }
 }
