@@ -73,9 +73,9 @@ impl FrameCodec {
         if src.len() < size {
             return Ok(None);
         }
-        let mut frame = src.split_to(size);
+        let mut frame = src.split_to(size).freeze();
         frame.advance(HEADER_LEN);
-        Ok(Some((header, frame.freeze())))
+        Ok(Some((header, frame)))
     }
 }
 

@@ -100,7 +100,7 @@ pub mod json {
         body: &Value,
         mut options: crate::CallOptions,
     ) -> Result<Reply, CallError> {
-        options.scheme = "json".into();
+        options.set_scheme(crate::ArgScheme::Json);
         let req = crate::CallRequest {
             service: Bytes::copy_from_slice(service.as_bytes()),
             method: Bytes::copy_from_slice(method.as_bytes()),
@@ -228,7 +228,7 @@ pub mod thrift {
         body: Bytes,
         mut options: crate::CallOptions,
     ) -> Result<Reply, CallError> {
-        options.scheme = "thrift".into();
+        options.set_scheme(crate::ArgScheme::Thrift);
         let req = crate::CallRequest {
             service: Bytes::copy_from_slice(service.as_bytes()),
             method: Bytes::copy_from_slice(method.as_bytes()),

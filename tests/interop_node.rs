@@ -507,7 +507,7 @@ async fn connect(addr: SocketAddr) -> Client {
 
 /// A call with a 5 s bound on top of its own timeout, so nothing hangs.
 async fn call(client: &Client, req: CallRequest) -> Result<CallResponse, tchan::Error> {
-    let limit = req.options.timeout + Duration::from_secs(5);
+    let limit = req.options.timeout() + Duration::from_secs(5);
     tokio::time::timeout(limit, client.call(req))
         .await
         .expect("call hung past its timeout")
@@ -1907,7 +1907,7 @@ async fn t2n_tracing() {
     let node = NodeServer::start();
     let client = connect(node.addr).await;
     let mut req = raw("info");
-    req.options.tracing = Some(FIXED);
+    req.options.set_tracing(FIXED);
     let r = call(&client, req).await.unwrap();
     assert_eq!(
         r.tracing, FIXED,
@@ -1971,9 +1971,9 @@ async fn t2n_transport_headers() {
     let (addr, tap) = Tap::start(node.addr).await;
     let client = connect(addr).await;
     let mut req = raw("info").header("x-lab", "custom-value");
-    req.options.retry_flags = Some("ct".into());
-    req.options.routing_delegate = Some("interop-rd".into());
-    req.options.shard_key = Some("shard-7".into());
+    req.options.set_retry_flags("ct");
+    req.options.set_routing_delegate("interop-rd");
+    req.options.set_shard_key("shard-7");
     let r = call(&client, req).await.unwrap();
     let seen: Value = serde_json::from_slice(&r.arg3).unwrap();
     assert_eq!(

@@ -587,7 +587,9 @@ async fn first_fails(
 ) -> (Result<CallResponse, Error>, u32) {
     let f = fleet(&[mode, Mode::Ok], |c| c.selection = Strategy::RoundRobin);
     let mut r = req();
-    r.options.retry_flags = re.map(str::to_string);
+    if let Some(re) = re {
+        r.options.set_retry_flags(re);
+    }
     let policy = CallPolicy {
         idempotent,
         ..CallPolicy::default()
@@ -652,7 +654,7 @@ async fn connection_errors_are_retried_unless_re_forbids() {
     let pool = f.pool.clone();
     let call = tokio::spawn(async move {
         let mut r = req();
-        r.options.timeout = Duration::from_secs(5);
+        r.options.set_timeout(Duration::from_secs(5));
         pool.call_with_stats(r).await
     });
     tokio::time::sleep(10 * MS).await;
@@ -666,7 +668,7 @@ async fn connection_errors_are_retried_unless_re_forbids() {
     });
     f.mem.down("p0");
     let mut r = req();
-    r.options.retry_flags = Some("n".into());
+    r.options.set_retry_flags("n");
     let (r, st) = f.pool.call_with_stats(r).await;
     assert_eq!(r.unwrap_err().code, ErrorCode::NETWORK);
     assert_eq!((st.attempts, st.stop), (1, Some(Stop::NotRetryable)));
@@ -706,7 +708,7 @@ async fn each_attempt_gets_what_is_left_of_the_deadline() {
         c.attempt_timeout = Some(300 * MS);
     });
     let mut r = req();
-    r.options.retry_flags = Some("ct".into());
+    r.options.set_retry_flags("ct");
     let t0 = tnow();
     let (res, st) = f.pool.call_with_stats(r).await;
     assert_eq!(who(&res), "p1");
@@ -725,7 +727,7 @@ async fn each_attempt_gets_what_is_left_of_the_deadline() {
         c.selection = Strategy::RoundRobin
     });
     let mut r = req();
-    r.options.retry_flags = Some("ct".into());
+    r.options.set_retry_flags("ct");
     let t0 = tnow();
     let (res, st) = f.pool.call_with_stats(r).await;
     assert_eq!(res.unwrap_err().code, ErrorCode::TIMEOUT);
@@ -829,7 +831,7 @@ async fn a_breaker_opens_fails_fast_probes_and_closes() {
     // retry even though retries are left.
     let t0 = tnow();
     let mut r = req();
-    r.options.retry_flags = Some("ct".into());
+    r.options.set_retry_flags("ct");
     let (res, st) = f.pool.call_with_stats(r).await;
     let e = res.unwrap_err();
     assert_eq!((e.code, e.local), (ErrorCode::DECLINED, true));
@@ -989,7 +991,7 @@ async fn a_caller_that_gives_up_releases_its_peer() {
     assert_eq!(f.pool.peer("p0").unwrap().breaker, BreakerState::HalfOpen);
     f.servers[0].set(Mode::Sleep(Duration::from_secs(10)));
     let mut r = req();
-    r.options.timeout = Duration::from_secs(20);
+    r.options.set_timeout(Duration::from_secs(20));
     let gave_up = tokio::time::timeout(50 * MS, f.pool.call(r)).await;
     assert!(gave_up.is_err());
     let p = f.pool.peer("p0").unwrap();
@@ -1180,7 +1182,7 @@ async fn fault_a_slow_peer() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let make = || {
         let mut r = req();
-        r.options.retry_flags = Some("ct".into());
+        r.options.set_retry_flags("ct");
         r
     };
     let tasks = load(&pool, 6, &stop, make);
@@ -1218,7 +1220,7 @@ async fn fault_a_flapping_peer() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let tasks = load(&pool, 4, &stop, || {
         let mut r = req();
-        r.options.timeout = Duration::from_secs(2);
+        r.options.set_timeout(Duration::from_secs(2));
         r
     });
     let addr = p0.addr().to_string();
@@ -1302,7 +1304,7 @@ async fn fault_all_peers_down() {
     for _ in 0..4 {
         let batch = join_all((0..500).map(|_| {
             let mut r = req();
-            r.options.timeout = Duration::from_secs(5);
+            r.options.set_timeout(Duration::from_secs(5));
             pool.call(r)
         }));
         results.extend(batch.await);
@@ -1384,7 +1386,7 @@ async fn fault_a_peer_that_never_answers_init() {
         cfg.clone(),
     );
     let mut r = req();
-    r.options.timeout = Duration::from_secs(2);
+    r.options.set_timeout(Duration::from_secs(2));
     let (res, st) = pool.call_with_stats(r).await;
     assert_eq!(who(&res), "p1");
     assert_eq!(st.attempts, 2);

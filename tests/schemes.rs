@@ -56,10 +56,9 @@ async fn setup() -> (Channel, Client) {
 }
 
 fn opts() -> CallOptions {
-    CallOptions {
-        timeout: Duration::from_secs(5),
-        ..CallOptions::default()
-    }
+    let mut o = CallOptions::default();
+    o.set_timeout(Duration::from_secs(5));
+    o
 }
 
 #[tokio::test]
@@ -197,18 +196,18 @@ async fn raw_args_are_opaque_and_transport_headers_are_in_order() {
     // [SCHEME-2] [HDR-9] [HDR-10] [HDR-13] [HDR-15] cn and as first, then what the caller set
     let (_s, c) = setup().await;
     let mut req = CallRequest::new("svc", "raw").timeout(Duration::from_secs(5));
-    req.options.routing_delegate = Some("other".into());
-    req.options.shard_key = Some("key1".into());
-    req.options.headers.push(("fd".into(), "zone-a".into()));
+    req.options.set_routing_delegate("other");
+    req.options.set_shard_key("key1");
+    req.options.add_header("fd", "zone-a");
     // [DEV-17] `rk`, which only tchannel-go sends, passes through.
-    req.options.headers.push(("rk".into(), "group".into()));
+    req.options.add_header("rk", "group");
     let resp = c.call(req).await.unwrap();
     assert_eq!(
         &resp.arg3[..],
         b"cn=caller;as=raw;rd=other;sk=key1;fd=zone-a;rk=group;"
     );
     let mut req = CallRequest::new("svc", "raw").timeout(Duration::from_secs(5));
-    req.options.retry_flags = Some("n".into());
+    req.options.set_retry_flags("n");
     let resp = c.call(req).await.unwrap();
     assert_eq!(&resp.arg3[..], b"cn=caller;as=raw;re=n;");
     // [HDR-12] the response carries the request's `as` and no `cn`.

@@ -580,8 +580,8 @@ async fn a_call_made_inside_a_handler_continues_the_trace() {
 async fn defaults_every_call_has_a_deadline_and_crc32c() {
     // [TTL-3] [CSUM-13] [DEV-5] a 1 s default deadline, crc32c (never farmhash) by default
     let o = CallOptions::default();
-    assert_eq!(o.timeout, Duration::from_secs(1));
-    assert_eq!(o.checksum, ChecksumType::CRC32C);
+    assert_eq!(o.timeout(), Duration::from_secs(1));
+    assert_eq!(o.checksum(), ChecksumType::CRC32C);
     let srv = Channel::new("server");
     srv.register("svc", "ttl", |req: Request| async move {
         let left = req

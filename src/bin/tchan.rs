@@ -465,13 +465,15 @@ async fn call(a: CallArgs) -> ExitCode {
         .timeout(Duration::from_millis(a.timeout))
         .checksum(checksum)
         .scheme(if a.json { "json" } else { "raw" });
-    req.options.caller = Some(a.caller.clone());
-    req.options.shard_key = a.shard_key.clone();
+    req.options.set_caller(a.caller.clone());
+    if let Some(sk) = &a.shard_key {
+        req.options.set_shard_key(sk.clone());
+    }
     for h in &a.headers {
         let Some((k, v)) = h.split_once('=') else {
             return usage(format!("--header {h:?} is not k=v"));
         };
-        req.options.headers.push((k.to_string(), v.to_string()));
+        req.options.add_header(k, v);
     }
     // Header rules are checked before anything is sent: a violation is local.
     let mut check: Vec<(&str, &str)> = vec![("cn", ""), ("as", "")];
@@ -480,7 +482,7 @@ async fn call(a: CallArgs) -> ExitCode {
     }
     check.extend(
         req.options
-            .headers
+            .headers()
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str())),
     );

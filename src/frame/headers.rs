@@ -544,6 +544,42 @@ pub struct RetryFlags {
 }
 
 impl RetryFlags {
+    /// `n`: never retry.
+    pub const NEVER: RetryFlags = RetryFlags {
+        never: true,
+        connection_error: false,
+        timeout: false,
+    };
+    /// `c`: retry on connection errors (what a call without `re` allows).
+    pub const CONNECTION_ERROR: RetryFlags = RetryFlags {
+        never: false,
+        connection_error: true,
+        timeout: false,
+    };
+    /// `t`: retry on timeouts only.
+    pub const TIMEOUT: RetryFlags = RetryFlags {
+        never: false,
+        connection_error: false,
+        timeout: true,
+    };
+    /// `ct`: retry on connection errors and timeouts.
+    pub const CONNECTION_ERROR_AND_TIMEOUT: RetryFlags = RetryFlags {
+        never: false,
+        connection_error: true,
+        timeout: true,
+    };
+
+    /// The `re` value that says these flags: `n`, `c`, `t` or `ct` (`n`
+    /// when nothing is allowed).
+    pub fn value(self) -> &'static str {
+        match (self.never, self.connection_error, self.timeout) {
+            (true, _, _) | (false, false, false) => "n",
+            (false, true, false) => "c",
+            (false, false, true) => "t",
+            (false, true, true) => "ct",
+        }
+    }
+
     /// Parses an `re` value by the presence of each letter; a missing or
     /// empty value means `c` ([HDR-14]).
     pub fn parse(value: Option<&[u8]>) -> RetryFlags {
@@ -561,6 +597,13 @@ impl RetryFlags {
             connection_error: !never && v.contains(&b'c'),
             timeout: !never && v.contains(&b't'),
         }
+    }
+}
+
+impl From<&str> for RetryFlags {
+    /// The flags an `re` value says ([`RetryFlags::parse`]).
+    fn from(value: &str) -> RetryFlags {
+        RetryFlags::parse(Some(value.as_bytes()))
     }
 }
 

@@ -564,8 +564,11 @@ impl PeerPool {
     ) -> (Result<CallResponse, CallError>, CallStats) {
         let inner = &self.inner;
         let start = now();
-        let deadline = start + req.options.timeout;
-        let flags = RetryFlags::parse(req.options.retry_flags.as_deref().map(str::as_bytes));
+        let deadline = start + req.options.timeout();
+        let flags = req
+            .options
+            .retry_flags()
+            .unwrap_or_else(|| RetryFlags::parse(None));
         let max_retries = policy.max_retries.unwrap_or(inner.config.max_retries);
         let attempt_timeout = policy.attempt_timeout.or(inner.config.attempt_timeout);
         let CallRequest {
@@ -724,7 +727,7 @@ async fn attempt(
         }
     };
     let mut options = target.options.clone();
-    options.timeout = left;
+    options.set_timeout(left);
     let req = CallRequest {
         service: target.service.clone(),
         method: target.method.clone(),

@@ -10,7 +10,7 @@
 mod config;
 mod connection;
 mod event;
-mod table;
+pub(crate) mod table;
 mod timers;
 mod transmit;
 

@@ -28,7 +28,7 @@ struct Slot<T> {
 
 /// Calls of one direction, by message id.
 #[derive(Debug)]
-pub(super) struct CallTable<T> {
+pub(crate) struct CallTable<T> {
     /// Slot + 1 of the call whose id maps to each cell; 0 for none.
     direct: Vec<u32>,
     overflow: IdMap<u32>,
@@ -51,17 +51,17 @@ impl<T> Default for CallTable<T> {
 
 /// Where a call lives: its slot and the slot's generation when it was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct CallRef {
-    pub(super) slot: u32,
-    pub(super) generation: u32,
+pub(crate) struct CallRef {
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
 }
 
 impl<T> CallTable<T> {
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
@@ -89,12 +89,12 @@ impl<T> CallTable<T> {
         self.overflow.get(&id).map(|&s| s as usize)
     }
 
-    pub(super) fn contains(&self, id: u32) -> bool {
+    pub(crate) fn contains(&self, id: u32) -> bool {
         self.find(id).is_some()
     }
 
     /// Adds a call for `id` (which must not be in the table).
-    pub(super) fn insert(&mut self, id: u32, call: T) -> CallRef {
+    pub(crate) fn insert(&mut self, id: u32, call: T) -> CallRef {
         if self.len * 2 >= self.direct.len() && self.direct.len() < MAX_DIRECT {
             self.grow();
         }
@@ -146,17 +146,17 @@ impl<T> CallTable<T> {
         }
     }
 
-    pub(super) fn get(&self, id: u32) -> Option<&T> {
+    pub(crate) fn get(&self, id: u32) -> Option<&T> {
         let s = self.find(id)?;
         self.slots[s].call.as_ref()
     }
 
-    pub(super) fn get_mut(&mut self, id: u32) -> Option<&mut T> {
+    pub(crate) fn get_mut(&mut self, id: u32) -> Option<&mut T> {
         let s = self.find(id)?;
         self.slots[s].call.as_mut()
     }
 
-    pub(super) fn remove(&mut self, id: u32) -> Option<T> {
+    pub(crate) fn remove(&mut self, id: u32) -> Option<T> {
         if self.direct.is_empty() {
             return None;
         }
@@ -176,7 +176,7 @@ impl<T> CallTable<T> {
 
     /// The id of the call `r` names, if it is still in the table.
     #[inline]
-    pub(super) fn live_id(&self, r: CallRef) -> Option<u32> {
+    pub(crate) fn live_id(&self, r: CallRef) -> Option<u32> {
         self.slots
             .get(r.slot as usize)
             .filter(|e| e.generation == r.generation && e.call.is_some())
@@ -184,7 +184,7 @@ impl<T> CallTable<T> {
     }
 
     /// Every id in the table, in ascending order.
-    pub(super) fn sorted_ids(&self) -> Vec<u32> {
+    pub(crate) fn sorted_ids(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = self
             .slots
             .iter()
@@ -195,7 +195,7 @@ impl<T> CallTable<T> {
         ids
     }
 
-    pub(super) fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.direct.iter_mut().for_each(|c| *c = 0);
         self.overflow.clear();
         self.free.clear();

@@ -21,60 +21,164 @@ use super::outbound::PendingCall;
 pub use super::outbound::{CallResponse, StreamingResponse};
 use super::shared::{ConnState, Route, Shared, now};
 use super::space::SpaceWait;
-use crate::frame::{ChecksumType, ErrorCode, Tracing, TransportHeaders};
+use crate::frame::{ChecksumType, ErrorCode, RetryFlags, Tracing, TransportHeaders};
 pub use crate::frame::ArgScheme;
 use crate::proto::{CallError, PeerInfo, RequestHead};
 
-/// Per-call options.
+/// Per-call options, each with a default. Set them with the builder methods
+/// of [`CallRequest`] (or the `set_` methods here).
+///
+/// The options most calls leave alone live in a box made only when one is
+/// set, so that a request stays small (it is moved several times per call).
 #[derive(Debug, Clone)]
 pub struct CallOptions {
-    /// Time allowed for the whole call; the ttl sent is what is left of it.
-    /// Default 1 s. Inside a handler the call also ends no later than the
-    /// inbound call's deadline.
-    pub timeout: Duration,
-    /// Arg scheme sent as `as`. Default [`ArgScheme::Raw`].
-    pub scheme: ArgScheme,
-    /// Extra transport headers, in order, after `cn` and `as`.
-    pub headers: Vec<(String, String)>,
-    /// Checksum type. Default crc32c (node's default).
-    pub checksum: ChecksumType,
-    /// Routing delegate (`rd`).
-    pub routing_delegate: Option<String>,
-    /// Shard key (`sk`).
-    pub shard_key: Option<String>,
-    /// Retry flags (`re`): `n`, `c`, `t`, `ct`. Sent only when set.
-    pub retry_flags: Option<String>,
-    /// Caller name (`cn`); default the channel's service name.
-    pub caller: Option<String>,
-    /// Tracing to send. Default: inside a handler, a child of the handler's
-    /// call; elsewhere a new random trace.
-    pub tracing: Option<Tracing>,
+    timeout: Duration,
+    checksum: ChecksumType,
+    scheme: ArgScheme,
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Extra {
+    headers: Vec<(String, String)>,
+    routing_delegate: Option<String>,
+    shard_key: Option<String>,
+    retry_flags: Option<RetryFlags>,
+    caller: Option<String>,
+    tracing: Option<Tracing>,
 }
 
 impl Default for CallOptions {
     fn default() -> Self {
         CallOptions {
             timeout: Duration::from_secs(1),
-            scheme: ArgScheme::Raw,
-            headers: Vec::new(),
             checksum: ChecksumType::CRC32C,
-            routing_delegate: None,
-            shard_key: None,
-            retry_flags: None,
-            caller: None,
-            tracing: None,
+            scheme: ArgScheme::Raw,
+            extra: None,
         }
     }
 }
 
 impl CallOptions {
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
+    /// Time allowed for the whole call; the ttl sent is what is left of it.
+    /// Default 1 s. Inside a handler the call also ends no later than the
+    /// inbound call's deadline.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sets [`CallOptions::timeout`].
+    pub fn set_timeout(&mut self, t: Duration) -> &mut Self {
+        self.timeout = t;
+        self
+    }
+
+    /// The checksum type of every frame of the request. Default crc32c
+    /// (node's default).
+    pub fn checksum(&self) -> ChecksumType {
+        self.checksum
+    }
+
+    /// Sets [`CallOptions::checksum`].
+    pub fn set_checksum(&mut self, c: ChecksumType) -> &mut Self {
+        self.checksum = c;
+        self
+    }
+
+    /// The arg scheme sent as `as`. Default [`ArgScheme::Raw`].
+    pub fn scheme(&self) -> &ArgScheme {
+        &self.scheme
+    }
+
+    /// Sets [`CallOptions::scheme`].
+    pub fn set_scheme(&mut self, s: impl Into<ArgScheme>) -> &mut Self {
+        self.scheme = s.into();
+        self
+    }
+
+    /// Extra transport headers, in order, sent after `cn` and `as`.
+    pub fn headers(&self) -> &[(String, String)] {
+        self.extra.as_ref().map_or(&[], |e| &e.headers)
+    }
+
+    /// Adds a transport header (checked when the call is sent: a key may be
+    /// at most 16 bytes, and appear once).
+    pub fn add_header(&mut self, k: impl Into<String>, v: impl Into<String>) -> &mut Self {
+        self.extra().headers.push((k.into(), v.into()));
+        self
+    }
+
+    /// The routing delegate (`rd`): a service a router should route this
+    /// call to instead of its own service.
+    pub fn routing_delegate(&self) -> Option<&str> {
+        self.extra.as_ref()?.routing_delegate.as_deref()
+    }
+
+    /// Sets [`CallOptions::routing_delegate`].
+    pub fn set_routing_delegate(&mut self, rd: impl Into<String>) -> &mut Self {
+        self.extra().routing_delegate = Some(rd.into());
+        self
+    }
+
+    /// The shard key (`sk`).
+    pub fn shard_key(&self) -> Option<&str> {
+        self.extra.as_ref()?.shard_key.as_deref()
+    }
+
+    /// Sets [`CallOptions::shard_key`].
+    pub fn set_shard_key(&mut self, sk: impl Into<String>) -> &mut Self {
+        self.extra().shard_key = Some(sk.into());
+        self
+    }
+
+    /// The retry flags sent as `re`; `None` sends no `re` header, which peers
+    /// read as "retry on connection errors" ([`RetryFlags::parse`]).
+    pub fn retry_flags(&self) -> Option<RetryFlags> {
+        self.extra.as_ref()?.retry_flags
+    }
+
+    /// Sets [`CallOptions::retry_flags`].
+    pub fn set_retry_flags(&mut self, f: impl Into<RetryFlags>) -> &mut Self {
+        self.extra().retry_flags = Some(f.into());
+        self
+    }
+
+    /// The caller name (`cn`); `None` means the channel's service name.
+    pub fn caller(&self) -> Option<&str> {
+        self.extra.as_ref()?.caller.as_deref()
+    }
+
+    /// Sets [`CallOptions::caller`].
+    pub fn set_caller(&mut self, cn: impl Into<String>) -> &mut Self {
+        self.extra().caller = Some(cn.into());
+        self
+    }
+
+    /// The tracing to send; `None` means: inside a handler, a child of the
+    /// handler's call; elsewhere a new random trace.
+    pub fn tracing(&self) -> Option<Tracing> {
+        self.extra.as_ref()?.tracing
+    }
+
+    /// Sets [`CallOptions::tracing`].
+    pub fn set_tracing(&mut self, t: Tracing) -> &mut Self {
+        self.extra().tracing = Some(t);
+        self
+    }
+
     /// True when the call sends only `cn` and `as` (its header set can be
     /// reused across calls).
     fn plain(&self) -> bool {
-        self.retry_flags.is_none()
-            && self.routing_delegate.is_none()
-            && self.shard_key.is_none()
-            && self.headers.is_empty()
+        self.extra.as_ref().is_none_or(|e| {
+            e.retry_flags.is_none()
+                && e.routing_delegate.is_none()
+                && e.shard_key.is_none()
+                && e.headers.is_empty()
+        })
     }
 }
 
@@ -83,13 +187,13 @@ impl CallOptions {
 pub struct CallRequest {
     /// Destination service.
     pub service: Bytes,
-    /// arg1.
+    /// arg1: the method (endpoint).
     pub method: Bytes,
-    /// arg2.
+    /// arg2 (application headers; the format depends on the scheme).
     pub arg2: Bytes,
     /// arg3, whole or streamed.
     pub arg3: Body,
-    /// Options.
+    /// Options; the builder methods below set them.
     pub options: CallOptions,
 }
 
@@ -118,27 +222,63 @@ impl CallRequest {
         self
     }
 
-    /// Sets the timeout.
+    /// Sets every option at once.
+    pub fn options(mut self, o: CallOptions) -> CallRequest {
+        self.options = o;
+        self
+    }
+
+    /// Sets the timeout ([`CallOptions::timeout`]).
     pub fn timeout(mut self, t: Duration) -> CallRequest {
-        self.options.timeout = t;
+        self.options.set_timeout(t);
         self
     }
 
     /// Sets the arg scheme (`as`).
     pub fn scheme(mut self, s: impl Into<ArgScheme>) -> CallRequest {
-        self.options.scheme = s.into();
+        self.options.set_scheme(s);
         self
     }
 
     /// Sets the checksum type.
     pub fn checksum(mut self, c: ChecksumType) -> CallRequest {
-        self.options.checksum = c;
+        self.options.set_checksum(c);
         self
     }
 
     /// Adds a transport header.
     pub fn header(mut self, k: impl Into<String>, v: impl Into<String>) -> CallRequest {
-        self.options.headers.push((k.into(), v.into()));
+        self.options.add_header(k, v);
+        self
+    }
+
+    /// Sets the routing delegate (`rd`).
+    pub fn routing_delegate(mut self, rd: impl Into<String>) -> CallRequest {
+        self.options.set_routing_delegate(rd);
+        self
+    }
+
+    /// Sets the shard key (`sk`).
+    pub fn shard_key(mut self, sk: impl Into<String>) -> CallRequest {
+        self.options.set_shard_key(sk);
+        self
+    }
+
+    /// Sets the retry flags (`re`), e.g. `RetryFlags::NEVER` or `"ct"`.
+    pub fn retry_flags(mut self, f: impl Into<RetryFlags>) -> CallRequest {
+        self.options.set_retry_flags(f);
+        self
+    }
+
+    /// Sets the caller name (`cn`).
+    pub fn caller(mut self, cn: impl Into<String>) -> CallRequest {
+        self.options.set_caller(cn);
+        self
+    }
+
+    /// Sets the tracing to send.
+    pub fn tracing(mut self, t: Tracing) -> CallRequest {
+        self.options.set_tracing(t);
         self
     }
 }
@@ -255,7 +395,7 @@ impl Client {
         };
         let start = now();
         let inherited = current_call();
-        let deadline = call_deadline(start, req.options.timeout, inherited);
+        let deadline = call_deadline(start, req.options.timeout(), inherited);
         let mut st = self.shared.lock();
         if st.closed.is_none() && (!st.space.is_empty() || self.shared.write_queue_full(&st)) {
             return None;
@@ -276,7 +416,7 @@ impl Client {
     async fn send(&self, req: CallRequest, streaming: bool) -> Result<PendingCall<'_>, CallError> {
         let start = now();
         let inherited = current_call();
-        let deadline = call_deadline(start, req.options.timeout, inherited);
+        let deadline = call_deadline(start, req.options.timeout(), inherited);
         let mut req = req;
         let (whole, mut stream) = match std::mem::replace(&mut req.arg3, Body::empty()) {
             Body::Full(b) => (Some(b), None),
@@ -415,7 +555,7 @@ impl Client {
         inherited: Option<super::inbound::CallContext>,
         deadline: Instant,
     ) -> Result<(RequestHead, Option<Arc<CallMetrics>>), CallError> {
-        let caller: &str = o.caller.as_deref().unwrap_or(&self.caller);
+        let caller: &str = o.caller().unwrap_or(&self.caller);
         let (headers, metrics) = if o.plain() {
             match st.routes.find(service, method, caller, &o.scheme) {
                 Some(i) => {
@@ -439,16 +579,16 @@ impl Client {
             }
         } else {
             let mut pairs: Vec<(&str, &str)> = vec![("cn", caller), ("as", o.scheme.as_str())];
-            if let Some(re) = &o.retry_flags {
-                pairs.push(("re", re));
+            if let Some(re) = o.retry_flags() {
+                pairs.push(("re", re.value()));
             }
-            if let Some(rd) = &o.routing_delegate {
+            if let Some(rd) = o.routing_delegate() {
                 pairs.push(("rd", rd));
             }
-            if let Some(sk) = &o.shard_key {
+            if let Some(sk) = o.shard_key() {
                 pairs.push(("sk", sk));
             }
-            for (k, v) in &o.headers {
+            for (k, v) in o.headers() {
                 pairs.push((k, v));
             }
             let headers = TransportHeaders::strict(pairs)
@@ -461,7 +601,7 @@ impl Client {
             });
             (headers, metrics)
         };
-        let tracing = match o.tracing {
+        let tracing = match o.tracing() {
             Some(t) => t,
             None => {
                 let id: u64 = st.rng.random();

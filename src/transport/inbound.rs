@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::body::{ArgSender, Body, arg_stream};
 use super::handler::{HandlerResult, HandlerSlot, Lookup, Registry, Request, SlotFactory};
 use super::observe::CallMetrics;
-use super::shared::{ConnState, IdMap, Shared};
+use super::shared::{ConnState, IdMap, Shared, same_bytes};
 use super::space::SpaceWait;
 use crate::frame::{ArgChunk, ArgCollector, ErrorCode, FrameChunks, Tracing, TransportHeaders};
 use crate::proto::{CallError, RequestStart, WholeRequest};
@@ -561,7 +561,7 @@ impl Dispatch {
         if let Some(c) = self
             .cache
             .iter()
-            .find(|c| c.service == service && c.method == method)
+            .find(|c| same_bytes(&c.method, method) && same_bytes(&c.service, service))
         {
             return Some(c.found.clone());
         }

@@ -341,7 +341,7 @@ pub(crate) fn on_call_failed(
 
 /// The connection closed: whoever still waits gets `error`.
 pub(crate) fn on_closed(st: &mut ConnState, error: &CallError, at: Instant, wake: &mut Vec<Waker>) {
-    let slots: Vec<u32> = st.waiters.drain_routed().collect();
+    let slots = st.waiters.drain_routed();
     for slot in slots {
         if let Some(w) = st.waiters.slots.get_mut(slot as usize) {
             w.state = WaitState::Done(Outcome::Failed(error.clone(), at));

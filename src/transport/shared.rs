@@ -23,6 +23,7 @@ use tokio::sync::{Notify, oneshot};
 use super::body::ArgSender;
 use super::observe::MetricsCache;
 use crate::frame::{ArgCollector, ArgScheme, ResponseCode, Tracing, TransportHeaders};
+use crate::proto::table::CallTable;
 use crate::proto::{CallError, CloseReason, Connection, PeerInfo};
 
 /// Maps keyed by message ids (which the peer chooses, hence a seeded hasher).
@@ -147,7 +148,8 @@ impl Shared {
 pub(crate) struct Waiters {
     pub(crate) slots: Vec<Waiter>,
     free: Vec<u32>,
-    by_id: IdMap<u32>,
+    /// Message id → slot (ids are ours, consecutive: a direct-mapped table).
+    by_id: CallTable<u32>,
 }
 
 /// One slot. `generation` changes every time the slot is reused, so a stale handle
@@ -229,14 +231,14 @@ impl Waiters {
 
     /// The slot waiting on message `id`, if any.
     pub(crate) fn by_id(&mut self, id: u32) -> Option<&mut Waiter> {
-        let slot = *self.by_id.get(&id)?;
+        let slot = *self.by_id.get(id)?;
         self.slots.get_mut(slot as usize)
     }
 
     /// Stops routing message `id` to its slot (its outcome is in, or the
     /// caller gave up); returns the slot.
     pub(crate) fn unroute(&mut self, id: u32) -> Option<&mut Waiter> {
-        let slot = self.by_id.remove(&id)?;
+        let slot = self.by_id.remove(id)?;
         self.slots.get_mut(slot as usize)
     }
 
@@ -254,7 +256,7 @@ impl Waiters {
                 return;
             }
             if !matches!(w.state, WaitState::Done(_)) {
-                self.by_id.remove(&w.id);
+                self.by_id.remove(w.id);
             }
             w.state = WaitState::Free;
             w.waker = None;
@@ -268,8 +270,9 @@ impl Waiters {
     }
 
     /// Every routed slot (the connection closed: each gets its failure).
-    pub(crate) fn drain_routed(&mut self) -> impl Iterator<Item = u32> + '_ {
-        self.by_id.drain().map(|(_, slot)| slot)
+    pub(crate) fn drain_routed(&mut self) -> Vec<u32> {
+        let ids = self.by_id.sorted_ids();
+        ids.into_iter().filter_map(|id| self.by_id.remove(id)).collect()
     }
 }
 
@@ -375,7 +378,10 @@ impl RouteCache {
         scheme: &ArgScheme,
     ) -> Option<usize> {
         self.routes.iter().position(|r| {
-            r.service == service && r.method == method && *r.caller == *caller && r.scheme == *scheme
+            same_bytes(&r.service, service)
+                && same_bytes(&r.method, method)
+                && same_bytes(r.caller.as_bytes(), caller.as_bytes())
+                && r.scheme == *scheme
         })
     }
 
@@ -390,4 +396,11 @@ impl RouteCache {
         self.routes[i] = route;
         i
     }
+}
+
+/// Equal bytes; cheap when both are the same memory (the same static string
+/// passed call after call), which is checked first.
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
 }
