@@ -430,7 +430,7 @@ pub(crate) struct WholeCall<'a> {
 impl<'a> WholeCall<'a> {
     /// Reads the payload of a call req (`request`) or call res frame, or
     /// `None` when it is not a whole message or does not parse.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn scan(request: bool, payload: &'a [u8]) -> Option<WholeCall<'a>> {
         let (ttl, code, rest) = if request {
             let (&[flags, a, b, c, d], rest) = payload.split_first_chunk::<5>()?;

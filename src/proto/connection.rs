@@ -338,6 +338,7 @@ impl Connection {
 
     /// The fast path of `on_call_req`: only a request that the general path
     /// would accept with no violation, whole in this frame.
+    #[inline]
     fn whole_request(&mut self, now: Instant, id: u32, payload: &Bytes) -> Option<Whole> {
         let w = WholeCall::scan(true, payload)?;
         let limits = &self.config.reassembly;
@@ -391,6 +392,7 @@ impl Connection {
 
     /// The fast path of `on_call_res`: a response the general path would
     /// accept with no violation, whole in this frame.
+    #[inline]
     fn whole_response(&mut self, id: u32, payload: &Bytes) -> Option<Whole> {
         let call = self.out_calls.get(id)?;
         if call.response.is_some() || call.writer.is_some() {
@@ -1472,7 +1474,7 @@ fn scheme_pair(payload: &Bytes, pair: &[u8]) -> TransportHeaders {
 }
 
 /// True when a whole message's checksum verifies (or it has none).
-#[inline]
+#[inline(always)]
 fn checksum_ok(w: &WholeCall<'_>) -> bool {
     let ty = w.checksum.ty;
     if ty == ChecksumType::NONE {

@@ -70,6 +70,7 @@ impl Deadlines {
 
     /// Drops stale entries at both fronts, and every stale entry once they
     /// outnumber the `live` calls.
+    #[inline]
     pub(super) fn prune(&mut self, live: usize, is_live: impl Fn(&Deadline) -> bool) {
         while self.fifo.front().is_some_and(|d| !is_live(d)) {
             self.fifo.pop_front();

@@ -6,7 +6,10 @@
 //! takes the lock once more to collect the response. Header sets and metric
 //! handles of plain calls are built once per connection and reused.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,6 +21,7 @@ use super::body::Body;
 use super::inbound::current_call;
 use super::observe::CallMetrics;
 use super::outbound::PendingCall;
+use super::shared::Outcome;
 pub use super::outbound::{CallResponse, StreamingResponse};
 use super::shared::{ConnState, Route, Shared, now};
 use super::space::SpaceWait;
@@ -367,28 +371,32 @@ impl Client {
     /// as `Ok` with [`CallResponse::is_application_error`]; everything else
     /// (timeout, busy, declined, network, ...) is `Err`. Dropping the future
     /// gives up on the call (and sends a cancel frame if configured).
-    pub async fn call(&self, req: CallRequest) -> Result<CallResponse, CallError> {
-        let pending = match self.try_send(&req, false) {
-            Some(sent) => sent?,
-            None => Box::pin(self.send(req, false)).await?,
-        };
-        pending.await?.into_response()
+    pub fn call(
+        &self,
+        req: CallRequest,
+    ) -> impl Future<Output = Result<CallResponse, CallError>> + Send + '_ {
+        Call::new(self, req, false, Outcome::into_response)
     }
 
     /// Makes a call and returns as soon as the response's arg2 is complete;
     /// arg3 then arrives as a stream, so a large response never has to sit
     /// whole in memory.
-    pub async fn call_streaming(&self, req: CallRequest) -> Result<StreamingResponse, CallError> {
-        let pending = match self.try_send(&req, true) {
-            Some(sent) => sent?,
-            None => Box::pin(self.send(req, true)).await?,
-        };
-        pending.await?.into_streaming()
+    pub fn call_streaming(
+        &self,
+        req: CallRequest,
+    ) -> impl Future<Output = Result<StreamingResponse, CallError>> + Send + '_ {
+        Call::new(self, req, true, Outcome::into_streaming)
     }
 
     /// The fast path, with no await: a whole arg3 and room in the write
-    /// queue (nobody waiting for it). `None` means take the slow path.
-    fn try_send(&self, req: &CallRequest, streaming: bool) -> Option<Result<PendingCall<'_>, CallError>> {
+    /// queue (nobody waiting for it). The request goes out and the caller's
+    /// waker is registered under one lock. `None` means take the slow path.
+    fn try_send(
+        &self,
+        req: &CallRequest,
+        streaming: bool,
+        waker: &Waker,
+    ) -> Option<Result<PendingCall<'_>, CallError>> {
         let arg3 = match &req.arg3 {
             Body::Full(b) => b,
             _ => return None,
@@ -400,15 +408,13 @@ impl Client {
         if st.closed.is_none() && (!st.space.is_empty() || self.shared.write_queue_full(&st)) {
             return None;
         }
-        Some(self.enqueue(
-            &mut st,
-            start,
-            streaming,
-            req,
-            Some(arg3),
-            inherited,
-            deadline,
-        ))
+        let sent = self.enqueue(&mut st, start, streaming, req, Some(arg3), inherited, deadline);
+        if let Ok(p) = &sent
+            && let Some(w) = st.waiters.get(p.slot, p.generation)
+        {
+            w.waker = Some(waker.clone());
+        }
+        Some(sent)
     }
 
     /// The slow path: waits in line for room in the write queue, and writes a
@@ -637,6 +643,99 @@ impl Client {
                 &self.shared.peer_label(&st.peer_host_port),
             ))
         })
+    }
+}
+
+/// The future of [`Client::call`] and [`Client::call_streaming`]: sends on
+/// its first poll (registering the caller's waker in the same lock), then
+/// waits; a full write queue or a streamed arg3 takes the boxed slow path.
+struct Call<'a, T> {
+    client: &'a Client,
+    streaming: bool,
+    convert: fn(Outcome) -> Result<T, CallError>,
+    state: CallState<'a>,
+}
+
+type SlowSend<'a> =
+    Pin<Box<dyn Future<Output = Result<PendingCall<'a>, CallError>> + Send + 'a>>;
+
+enum CallState<'a> {
+    Start(Option<CallRequest>),
+    Slow(SlowSend<'a>),
+    Waiting(PendingCall<'a>),
+    Done,
+}
+
+impl<'a, T> Call<'a, T> {
+    fn new(
+        client: &'a Client,
+        req: CallRequest,
+        streaming: bool,
+        convert: fn(Outcome) -> Result<T, CallError>,
+    ) -> Call<'a, T> {
+        Call {
+            client,
+            streaming,
+            convert,
+            state: CallState::Start(Some(req)),
+        }
+    }
+}
+
+// No field is pinned: the state holds a request, a boxed future or a handle.
+impl<T> Unpin for Call<'_, T> {}
+
+impl<'a, T> Future for Call<'a, T> {
+    type Output = Result<T, CallError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            match &mut this.state {
+                CallState::Start(req) => {
+                    let Some(r) = req.as_ref() else {
+                        this.state = CallState::Done;
+                        continue;
+                    };
+                    match this.client.try_send(r, this.streaming, cx.waker()) {
+                        Some(Ok(p)) => {
+                            this.state = CallState::Waiting(p);
+                            // The waker is registered: wait for the response.
+                            return Poll::Pending;
+                        }
+                        Some(Err(e)) => {
+                            this.state = CallState::Done;
+                            return Poll::Ready(Err(e));
+                        }
+                        None => {
+                            let Some(r) = req.take() else {
+                                continue;
+                            };
+                            let fut = this.client.send(r, this.streaming);
+                            this.state = CallState::Slow(Box::pin(fut));
+                        }
+                    }
+                }
+                CallState::Slow(fut) => match std::task::ready!(fut.as_mut().poll(cx)) {
+                    Ok(p) => this.state = CallState::Waiting(p),
+                    Err(e) => {
+                        this.state = CallState::Done;
+                        return Poll::Ready(Err(e));
+                    }
+                },
+                CallState::Waiting(p) => {
+                    let outcome = std::task::ready!(Pin::new(p).poll(cx));
+                    this.state = CallState::Done;
+                    return Poll::Ready(outcome.and_then(this.convert));
+                }
+                CallState::Done => {
+                    return Poll::Ready(Err(CallError::local(
+                        ErrorCode::NETWORK,
+                        "call polled after it finished",
+                    )));
+                }
+            }
+        }
     }
 }
 

@@ -141,18 +141,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
         } = self;
         {
             let mut st = shared.lock();
-            let st = &mut *st;
             loop {
                 match codec.split_frame(rbuf) {
                     Ok(Some((header, payload))) => {
                         match st.conn.handle_frame_bytes(now, header, payload) {
-                            Some(Whole::Request(r)) => dispatch.on_whole_request(st, r, now),
+                            Some(Whole::Request(r)) => {
+                                if let Some(start) = dispatch.on_whole_request(&mut st, r, now) {
+                                    // The handler runs without the lock (it
+                                    // may call out on this very connection);
+                                    // a ready answer goes out at once.
+                                    drop(st);
+                                    let answer = dispatch.run_start(start);
+                                    st = shared.lock();
+                                    if let Some(a) = answer {
+                                        dispatch.answer(&mut st, a, now);
+                                    }
+                                }
+                            }
                             Some(Whole::Response(r)) => {
-                                outbound::on_whole_response(st, r, now, wake)
+                                outbound::on_whole_response(&mut st, r, now, wake)
                             }
                             None => {}
                         }
-                        drain_events(st, dispatch, now, wake);
+                        drain_events(&mut st, dispatch, now, wake);
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -162,7 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
                     }
                 }
             }
-            drain_events(st, dispatch, now, wake);
+            drain_events(&mut st, dispatch, now, wake);
         }
         self.partial_since = (!self.rbuf.is_empty()).then_some(now);
         self.wake_all();

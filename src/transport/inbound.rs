@@ -316,8 +316,15 @@ impl Dispatch {
 
     // ----- under the lock: events from the core -----
 
-    /// A request that arrived whole (the usual call).
-    pub(crate) fn on_whole_request(&mut self, st: &mut ConnState, w: WholeRequest, at: Instant) {
+    /// A request that arrived whole (the usual call): its handler, ready to
+    /// start (the caller runs it with [`Dispatch::run_start`] after
+    /// releasing the lock), or `None` when it was answered already.
+    pub(crate) fn on_whole_request(
+        &mut self,
+        st: &mut ConnState,
+        w: WholeRequest,
+        at: Instant,
+    ) -> Option<Start> {
         let WholeRequest {
             id,
             service,
@@ -328,9 +335,7 @@ impl Dispatch {
             args: [method, arg2, arg3],
             ..
         } = w;
-        let Some(found) = self.find(st, id, &service, &method) else {
-            return;
-        };
+        let found = self.find(st, id, &service, &method)?;
         let arg3 = if found.streaming {
             let (tx, rx) = arg_stream();
             tx.push(arg3);
@@ -339,7 +344,7 @@ impl Dispatch {
         } else {
             Body::Full(arg3)
         };
-        self.start(
+        Some(self.start(
             id,
             found,
             [service, method, arg2],
@@ -349,7 +354,7 @@ impl Dispatch {
             tracing,
             deadline,
             at,
-        );
+        ))
     }
 
     /// A request started.
@@ -377,7 +382,7 @@ impl Dispatch {
                 Body::Full(arg3)
             };
             let scheme = headers.pair(b"as");
-            self.start(
+            let start = self.start(
                 id,
                 found,
                 [service, method, arg2],
@@ -388,6 +393,7 @@ impl Dispatch {
                 deadline,
                 at,
             );
+            self.starts.push(start);
             return;
         }
         let arriving = Arriving {
@@ -537,7 +543,7 @@ impl Dispatch {
             self.calls.insert(id, Inbound::Draining { body });
         }
         let scheme = a.headers.pair(b"as");
-        self.start(
+        let start = self.start(
             id,
             found,
             [a.service, method, arg2],
@@ -548,6 +554,7 @@ impl Dispatch {
             a.deadline,
             a.at,
         );
+        self.starts.push(start);
     }
 
     /// The handler for (service, method), or `None` after answering bad
@@ -626,7 +633,7 @@ impl Dispatch {
         tracing: Tracing,
         deadline: Instant,
         at: Instant,
-    ) {
+    ) -> Start {
         let task = self.alloc_task();
         let entry = &self.tasks[task as usize];
         let cancel = CallHandle {
@@ -645,14 +652,14 @@ impl Dispatch {
             cancel,
         };
         // The task entry is reserved now (its waker and cancel handle are in
-        // the request); `run` fills it or frees it.
-        self.starts.push(Start {
+        // the request); `run_start` fills it or frees it.
+        Start {
             id,
             handler: found,
             req,
             scheme,
             at,
-        });
+        }
     }
 
     // ----- outside the lock: handlers run -----
@@ -665,7 +672,9 @@ impl Dispatch {
         let mut starts = std::mem::take(&mut self.starts);
         for s in starts.drain(..) {
             any = true;
-            self.run_start(s);
+            if let Some(a) = self.run_start(s) {
+                self.answers.push(a);
+            }
         }
         self.starts = starts;
         if self.ready.pending.swap(false, Ordering::AcqRel) {
@@ -681,7 +690,9 @@ impl Dispatch {
         any
     }
 
-    fn run_start(&mut self, s: Start) {
+    /// Starts a handler and polls it once, in place; its answer when it is
+    /// ready at once (else it waits in its task entry for its waker).
+    pub(crate) fn run_start(&mut self, s: Start) -> Option<Answer> {
         let Start {
             id,
             handler,
@@ -714,14 +725,14 @@ impl Dispatch {
         match polled {
             Poll::Ready(result) => {
                 self.free_slots[index].push(slot);
-                self.answers.push(Answer {
+                Some(Answer {
                     id,
                     task,
                     result,
                     scheme,
                     metrics: handler.metrics,
                     at,
-                });
+                })
             }
             Poll::Pending => {
                 let body = match self.calls.remove(&id) {
@@ -738,6 +749,7 @@ impl Dispatch {
                     metrics: handler.metrics,
                     at,
                 });
+                None
             }
         }
     }
@@ -871,7 +883,8 @@ impl Dispatch {
         self.answers = answers;
     }
 
-    fn answer(&mut self, st: &mut ConnState, a: Answer, now: Instant) {
+    /// Sends one handler's answer.
+    pub(crate) fn answer(&mut self, st: &mut ConnState, a: Answer, now: Instant) {
         let Answer {
             id,
             task,
