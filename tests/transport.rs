@@ -755,3 +755,148 @@ async fn a_peer_that_never_reads_cannot_grow_our_buffers_and_is_disconnected() {
     assert!(back.is_closed());
     flood.abort();
 }
+
+/// The init req a raw test peer sends.
+fn raw_init_req() -> Vec<u8> {
+    use tchan::frame::{Frame, Init, InitHeaders};
+    let mut out = bytes::BytesMut::new();
+    Frame::InitReq(Init {
+        id: 1,
+        version: 2,
+        headers: InitHeaders::from_pairs([("host_port", "0.0.0.0:0"), ("process_name", "raw")])
+            .unwrap(),
+        trailing: Bytes::new(),
+    })
+    .encode(&mut out)
+    .unwrap();
+    out.to_vec()
+}
+
+/// Reads frames from `r` until one is a call res or error for `id`; bytes
+/// past that frame stay in `buf` for the next call.
+async fn raw_read_answer(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    buf: &mut bytes::BytesMut,
+    id: u32,
+) -> tchan::frame::Frame {
+    use tchan::frame::Frame;
+    use tokio::io::AsyncReadExt;
+    use tokio_util::codec::Decoder;
+    let mut codec = tchan::codec::FrameCodec::new();
+    loop {
+        while let Some(f) = codec.decode(buf).unwrap() {
+            match &f {
+                Frame::CallRes(c) if c.id == id => return f,
+                Frame::Error(e) if e.id == id || e.id == u32::MAX => return f,
+                _ => {}
+            }
+        }
+        let n = r.read_buf(buf).await.unwrap();
+        assert!(n > 0, "connection closed before the answer to {id}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_stream_whose_reads_never_end_on_a_frame_boundary_is_not_cut() {
+    // [FRAME-13] the read timeout is time without read progress: a peer that
+    // keeps sending, in reads that always end inside a frame, for far longer
+    // than the timeout, is not disconnected (it was after 30 s before).
+    use tchan::frame::{CallHead, MessageWriter, ReqHead, Tracing, TransportHeaders};
+    use tokio::io::AsyncWriteExt;
+    let config = ChannelConfig {
+        read_timeout: Duration::from_secs(1),
+        ..ChannelConfig::default()
+    };
+    let srv = Channel::with_config("server", config);
+    srv.register("svc", "echo", echo);
+    let (mut peer, ours) = tokio::io::duplex(1 << 20);
+    let _conn = srv.accept_io(ours);
+    peer.write_all(&raw_init_req()).await.unwrap();
+    // Eight calls of 256 KiB, one after the other: 2 MiB of frames.
+    let mut stream = bytes::BytesMut::new();
+    let body = vec![0x42u8; 256 * 1024];
+    for id in 2..10u32 {
+        let head = CallHead::Req(ReqHead {
+            ttl: 60_000,
+            tracing: Tracing::default(),
+            service: Bytes::from_static(b"svc"),
+            headers: TransportHeaders::strict([("cn", "raw"), ("as", "raw")]).unwrap(),
+        });
+        MessageWriter::write_message(
+            &mut stream,
+            id,
+            head,
+            ChecksumType::CRC32C,
+            65535,
+            [b"echo", b"", &body],
+        )
+        .unwrap();
+    }
+    // Pieces of 10,007 bytes (never a frame boundary for long), one every
+    // 300 ms: the whole stream takes about 60 s, sixty read timeouts.
+    let (mut rd, mut wr) = tokio::io::split(peer);
+    let writer = tokio::spawn(async move {
+        for piece in stream.chunks(10_007) {
+            wr.write_all(piece).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        wr
+    });
+    let mut buf = bytes::BytesMut::new();
+    for id in 2..10u32 {
+        match raw_read_answer(&mut rd, &mut buf, id).await {
+            tchan::frame::Frame::CallRes(r) => assert!(r.code.is_ok()),
+            other => panic!("call {id}: {other:?}"),
+        }
+    }
+    let _wr = writer.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn callers_waiting_for_write_queue_space_go_in_the_order_they_came() {
+    // A full write queue makes callers wait; they are served first come first
+    // served (one woken at a time as room is made), so their requests reach
+    // the server in the order the calls were made and none is starved.
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let srv = Channel::new("server");
+    let log = seen.clone();
+    srv.register("svc", "log", move |req: Request| {
+        let log = log.clone();
+        async move {
+            let arg3 = req.arg3.into_bytes().await?;
+            log.lock().unwrap().push(u32::from_be_bytes([arg3[0], arg3[1], arg3[2], arg3[3]]));
+            Ok(Response::ok(Bytes::new(), Bytes::new()))
+        }
+    });
+    let config = ChannelConfig {
+        max_write_queue: 64 * 1024,
+        ..ChannelConfig::default()
+    };
+    let cli = Channel::with_config("client", config);
+    // A small pipe: the client's writes block, its queue fills, callers wait.
+    let (a, b) = tokio::io::duplex(16 * 1024);
+    let _s = srv.accept_io(b);
+    let client = cli.connect_io(a, None).await.unwrap();
+    let n = 40u32;
+    let calls: Vec<_> = (0..n)
+        .map(|i| {
+            let c = client.clone();
+            let mut body = vec![0u8; 32 * 1024];
+            body[..4].copy_from_slice(&i.to_be_bytes());
+            tokio::spawn(async move {
+                c.call(
+                    CallRequest::new("svc", "log")
+                        .arg3(body)
+                        .timeout(Duration::from_secs(30)),
+                )
+                .await
+            })
+        })
+        .collect();
+    for c in calls {
+        c.await.unwrap().unwrap();
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen, (0..n).collect::<Vec<_>>(), "requests in call order");
+}

@@ -404,3 +404,47 @@ impl RouteCache {
 pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn space_is_handed_out_first_come_first_served_one_at_a_time() {
+        let mut q = SpaceQueue::default();
+        let wakes: Vec<Arc<Count>> = (0..3).map(|_| Arc::new(Count(AtomicUsize::new(0)))).collect();
+        let tickets: Vec<u64> = (0..3).map(|_| q.join()).collect();
+        for (t, w) in tickets.iter().zip(&wakes) {
+            q.park(*t, &Waker::from(w.clone()));
+        }
+        assert!(q.is_first(tickets[0]) && !q.is_first(tickets[1]));
+        // The driver made room: only the first is woken.
+        q.wake_first();
+        let n = |i: usize| wakes[i].0.load(Ordering::SeqCst);
+        assert_eq!((n(0), n(1), n(2)), (1, 0, 0));
+        // It goes, room remains: it wakes the next, not everyone.
+        q.leave(tickets[0], true);
+        assert_eq!((n(0), n(1), n(2)), (1, 1, 0));
+        assert!(q.is_first(tickets[1]));
+        // The next goes and fills the queue: nobody else is woken.
+        q.leave(tickets[1], false);
+        assert_eq!(n(2), 0);
+        // A caller that arrives now queues behind the one still waiting.
+        let late = q.join();
+        assert!(q.is_first(tickets[2]) && !q.is_first(late));
+        // One that gives up while not first wakes nobody.
+        q.leave(late, true);
+        assert_eq!(n(2), 0);
+        q.wake_all();
+        assert_eq!(n(2), 1);
+    }
+}

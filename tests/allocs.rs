@@ -1,0 +1,113 @@
+//! Heap allocations per round trip, counted: a 64-byte echo through
+//! `Client::call` and a registered handler, client and server on one
+//! current-thread runtime in this process, over loopback TCP. After a
+//! warm-up, every allocation made on the runtime's thread is counted; the
+//! steady state must stay at or under 2 per round trip (client and server
+//! together), at 1 and at 64 calls in flight. Allocation counts do not
+//! depend on how busy the machine is, so this is a test, not a benchmark.
+//!
+//! In its own test binary: it installs a counting global allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tchan::{CallRequest, Channel, Request, Response};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Counting is on for this thread (the runtime's).
+    static COUNT: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counted() {
+    // `try_with`: the allocator runs during thread-local teardown too.
+    if COUNT.try_with(Cell::get).unwrap_or(false) {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every method forwards to the system allocator unchanged; the
+// counter is only an atomic add.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        counted();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        counted();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        counted();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, new) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// `calls` echo calls, `conc` at a time; returns allocations per call.
+async fn allocs_per_call(client: &tchan::Client, conc: usize, calls: usize) -> f64 {
+    let payload = Bytes::from(vec![0x5a; 64]);
+    let run = |n: usize| {
+        let per = n / conc;
+        let workers = (0..conc).map(|_| {
+            let client = client.clone();
+            let payload = payload.clone();
+            async move {
+                for _ in 0..per {
+                    let r = client
+                        .call(CallRequest::new("svc", "echo").arg3(payload.clone()))
+                        .await
+                        .expect("call");
+                    assert_eq!(r.arg3.len(), 64);
+                }
+            }
+        });
+        futures::future::join_all(workers)
+    };
+    run(1_000.max(conc)).await;
+    COUNT.with(|c| c.set(true));
+    let before = ALLOCS.load(Ordering::Relaxed);
+    run(calls).await;
+    let after = ALLOCS.load(Ordering::Relaxed);
+    COUNT.with(|c| c.set(false));
+    (after - before) as f64 / (calls / conc * conc) as f64
+}
+
+#[test]
+fn a_round_trip_allocates_at_most_twice_in_steady_state() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let srv = Channel::new("server");
+        srv.register("svc", "echo", |req: Request| async move {
+            Ok(Response::ok(req.arg2, req.arg3.into_bytes().await?))
+        });
+        let addr = srv.listen("127.0.0.1:0").await.expect("listen");
+        let client = Channel::new("client").connect(addr).await.expect("connect");
+        for conc in [1, 64] {
+            let per_call = allocs_per_call(&client, conc, 10_000).await;
+            println!("{conc} in flight: {per_call:.3} allocations per round trip");
+            assert!(
+                per_call <= 2.0,
+                "{conc} in flight: {per_call:.3} allocations per round trip (at most 2)"
+            );
+        }
+    });
+}
