@@ -4,7 +4,8 @@
 //! busy the machine is).
 //!
 //! `cargo build --release --example echo_loop && valgrind --tool=callgrind
-//! target/release/examples/echo_loop 20000 64`
+//! target/release/examples/echo_loop 20000 64` (add `pool` to make the calls
+//! through a `PeerPool` of that one server instead of a `Client`).
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let calls: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let inflight: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
+    let pooled = args.next().as_deref() == Some("pool");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -27,22 +29,28 @@ fn main() {
         });
         let addr = srv.listen("127.0.0.1:0").await.expect("listen");
         let client = Channel::new("client").connect(addr).await.expect("connect");
+        let pool = tchan::peer::PeerPool::new(
+            Channel::new("client"),
+            [addr.to_string()],
+            tchan::peer::PoolConfig::default(),
+        );
         let payload = Bytes::from(vec![0x5a; 64]);
         let start = Instant::now();
         let per_worker = calls / inflight;
         let workers = (0..inflight).map(|_| {
             let client = client.clone();
+            let pool = pool.clone();
             let payload = payload.clone();
             async move {
                 for _ in 0..per_worker {
-                    client
-                        .call(
-                            CallRequest::new("bench", "echo")
-                                .arg3(payload.clone())
-                                .timeout(Duration::from_secs(10)),
-                        )
-                        .await
-                        .expect("call");
+                    let req = CallRequest::new("bench", "echo")
+                        .arg3(payload.clone())
+                        .timeout(Duration::from_secs(10));
+                    if pooled {
+                        pool.call(req).await.expect("call");
+                    } else {
+                        client.call(req).await.expect("call");
+                    }
                 }
             }
         });

@@ -257,7 +257,7 @@ async fn worker(
     let mut hist = new_hist();
     let mut errors = BTreeMap::new();
     let mut retries = 0u64;
-    let service = config.service.clone();
+    let service = Bytes::from(config.service.clone().into_bytes());
     let method = Bytes::from(config.method.clone().into_bytes());
     loop {
         let t0 = Instant::now();
@@ -268,7 +268,7 @@ async fn worker(
             .arg3(payload.clone())
             .checksum(config.checksum)
             .timeout(config.timeout);
-        let (r, stats) = pool.call_with_stats(req).await;
+        let (r, stats) = pool.call_counting(req).await;
         let t1 = Instant::now();
         if t0 < measure_from || t1 > end {
             continue;

@@ -59,21 +59,35 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// One way to make a call.
+#[derive(Clone)]
+enum Via {
+    Client(tchan::Client),
+    Pool(tchan::peer::PeerPool),
+}
+
+impl Via {
+    async fn echo(&self, payload: Bytes) -> Bytes {
+        let req = CallRequest::new("svc", "echo").arg3(payload);
+        let r = match self {
+            Via::Client(c) => c.call(req).await,
+            Via::Pool(p) => p.call(req).await,
+        };
+        r.expect("call").arg3
+    }
+}
+
 /// `calls` echo calls, `conc` at a time; returns allocations per call.
-async fn allocs_per_call(client: &tchan::Client, conc: usize, calls: usize) -> f64 {
+async fn allocs_per_call(via: &Via, conc: usize, calls: usize) -> f64 {
     let payload = Bytes::from(vec![0x5a; 64]);
     let run = |n: usize| {
         let per = n / conc;
         let workers = (0..conc).map(|_| {
-            let client = client.clone();
+            let via = via.clone();
             let payload = payload.clone();
             async move {
                 for _ in 0..per {
-                    let r = client
-                        .call(CallRequest::new("svc", "echo").arg3(payload.clone()))
-                        .await
-                        .expect("call");
-                    assert_eq!(r.arg3.len(), 64);
+                    assert_eq!(via.echo(payload.clone()).await.len(), 64);
                 }
             }
         });
@@ -101,12 +115,23 @@ fn a_round_trip_allocates_at_most_twice_in_steady_state() {
         });
         let addr = srv.listen("127.0.0.1:0").await.expect("listen");
         let client = Channel::new("client").connect(addr).await.expect("connect");
+        let pool = tchan::peer::PeerPool::new(
+            Channel::new("pool-client"),
+            [addr.to_string()],
+            tchan::peer::PoolConfig::default(),
+        );
         for conc in [1, 64] {
-            let per_call = allocs_per_call(&client, conc, 10_000).await;
-            println!("{conc} in flight: {per_call:.3} allocations per round trip");
+            let direct = allocs_per_call(&Via::Client(client.clone()), conc, 10_000).await;
+            println!("{conc} in flight: {direct:.3} allocations per round trip");
             assert!(
-                per_call <= 2.0,
-                "{conc} in flight: {per_call:.3} allocations per round trip (at most 2)"
+                direct <= 2.0,
+                "{conc} in flight: {direct:.3} allocations per round trip (at most 2)"
+            );
+            let pooled = allocs_per_call(&Via::Pool(pool.clone()), conc, 10_000).await;
+            println!("{conc} in flight, through the peer pool: {pooled:.3}");
+            assert!(
+                pooled <= direct + 0.02,
+                "{conc} in flight: the pool adds allocations ({pooled:.3} vs {direct:.3})"
             );
         }
     });

@@ -557,7 +557,10 @@ impl ArgBuf {
             ArgBuf::One(b) if b.is_empty() => *b = data,
             ArgBuf::One(b) => {
                 let len = b.len() + data.len();
-                *self = ArgBuf::Many(vec![std::mem::take(b), data], len);
+                let mut chunks = Vec::with_capacity(8);
+                chunks.push(std::mem::take(b));
+                chunks.push(data);
+                *self = ArgBuf::Many(chunks, len);
             }
             ArgBuf::Many(chunks, len) => {
                 *len += data.len();

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use rand::rngs::SmallRng;
@@ -32,7 +31,7 @@ use super::select::{Candidate, PeakEwma, Selector, Strategy, ramp_weight};
 use super::source::PeerSource;
 use crate::frame::{ErrorCode, RetryFlags};
 use crate::proto::CallError;
-use crate::transport::{Body, CallOptions, CallRequest, CallResponse, Channel, Client};
+use crate::transport::{Body, CallRequest, CallResponse, Channel, Client};
 
 /// Opens connections for the pool. The default, [`TcpConnector`], is
 /// [`Channel::connect`]; tests plug in in-memory streams, and a caller may
@@ -192,7 +191,7 @@ pub struct CallPolicy {
 pub struct CallStats {
     /// Attempts made (0 when the pool declined at once).
     pub attempts: u32,
-    /// The peers tried, in order.
+    /// The peers tried, in order (left empty by [`PeerPool::call_counting`]).
     pub peers: Vec<String>,
     /// Why the last failure was not retried (`None` on success).
     pub stop: Option<Stop>,
@@ -536,17 +535,27 @@ impl PeerPool {
     }
 
     /// Makes a call on some peer, retrying as the pool's options and the
-    /// call's `re` header allow.
+    /// call's `re` header allow. The pool allocates nothing per call.
     pub async fn call(&self, req: CallRequest) -> Result<CallResponse, CallError> {
-        self.call_with(req, CallPolicy::default()).await.0
+        self.call_inner(req, CallPolicy::default(), false).await.0
     }
 
-    /// [`PeerPool::call`], also saying how many attempts it took.
+    /// [`PeerPool::call`], also saying how many attempts it took and which
+    /// peers they went to (the list of peers costs an allocation).
     pub async fn call_with_stats(
         &self,
         req: CallRequest,
     ) -> (Result<CallResponse, CallError>, CallStats) {
-        self.call_with(req, CallPolicy::default()).await
+        self.call_inner(req, CallPolicy::default(), true).await
+    }
+
+    /// [`PeerPool::call`] that also counts the attempts, without the list of
+    /// peers ([`CallStats::peers`] stays empty): what a load generator wants.
+    pub async fn call_counting(
+        &self,
+        req: CallRequest,
+    ) -> (Result<CallResponse, CallError>, CallStats) {
+        self.call_inner(req, CallPolicy::default(), false).await
     }
 
     /// Makes a call with per-call choices ([`CallPolicy`]).
@@ -562,6 +571,15 @@ impl PeerPool {
         req: CallRequest,
         policy: CallPolicy,
     ) -> (Result<CallResponse, CallError>, CallStats) {
+        self.call_inner(req, policy, true).await
+    }
+
+    async fn call_inner(
+        &self,
+        req: CallRequest,
+        policy: CallPolicy,
+        record_peers: bool,
+    ) -> (Result<CallResponse, CallError>, CallStats) {
         let inner = &self.inner;
         let start = now();
         let deadline = start + req.options.timeout();
@@ -571,22 +589,16 @@ impl PeerPool {
             .unwrap_or_else(|| RetryFlags::parse(None));
         let max_retries = policy.max_retries.unwrap_or(inner.config.max_retries);
         let attempt_timeout = policy.attempt_timeout.or(inner.config.attempt_timeout);
-        let CallRequest {
-            service,
-            method,
-            arg2,
-            arg3,
-            options,
-        } = req;
-        let mut body = Some(arg3);
+        let mut req = req;
+        // A streamed arg3 can be sent once; a whole one on every attempt.
+        let mut stream_sent = false;
         inner.counters.calls.fetch_add(1, Ordering::Relaxed);
-        inner.lock().budget.deposit(start);
         let mut stats = CallStats::default();
-        let mut tried: Vec<u64> = Vec::new();
+        let mut tried = Tried::default();
         let mut last: Option<CallError> = None;
         loop {
-            let t = now();
-            let pick = match inner.pick(t, &tried) {
+            let t = if stats.attempts == 0 { start } else { now() };
+            let pick = match inner.pick(t, &tried, stats.attempts == 0) {
                 Ok(p) => p,
                 Err(declined) => {
                     // [POOL-15] tchan's own declined is final.
@@ -602,18 +614,15 @@ impl PeerPool {
                 }
             };
             tried.push(pick.guard.peer);
+            tried.last_addr = Some(pick.addr.clone());
             stats.attempts += 1;
-            stats.peers.push(pick.addr.to_string());
+            if record_peers {
+                stats.peers.push(pick.addr.to_string());
+            }
             inner.counters.attempts.fetch_add(1, Ordering::Relaxed);
             let left = deadline.saturating_duration_since(t);
             let ttl = attempt_timeout.map_or(left, |a| a.min(left));
-            let target = Target {
-                service: &service,
-                method: &method,
-                arg2: &arg2,
-                options: &options,
-            };
-            let err = match attempt(pick, target, &mut body, ttl).await {
+            let err = match attempt(pick, &mut req, &mut stream_sent, t, ttl).await {
                 Ok(resp) => return (Ok(resp), stats),
                 Err(e) => e,
             };
@@ -624,7 +633,7 @@ impl PeerPool {
                 retries: stats.attempts - 1,
                 max_retries,
                 time_left: deadline.saturating_duration_since(t),
-                replayable: body.is_some(),
+                replayable: !stream_sent,
             };
             let decision = retry::decide(&err, &ctx, &mut inner.lock().budget, t);
             match decision {
@@ -632,7 +641,7 @@ impl PeerPool {
                     inner.counters.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(
                         target: "tchan::peer",
-                        peer = stats.peers.last().map_or("", String::as_str),
+                        peer = tried.last_addr.as_deref().unwrap_or(""),
                         error = %err,
                         attempt = stats.attempts,
                         "retrying on another peer"
@@ -654,20 +663,40 @@ impl PeerPool {
     }
 }
 
-/// What one attempt sends, borrowed from the call.
-struct Target<'a> {
-    service: &'a Bytes,
-    method: &'a Bytes,
-    arg2: &'a Bytes,
-    options: &'a CallOptions,
+/// The peers a call has tried, for avoiding them on a retry: a few inline
+/// (no allocation for the usual one to three attempts), more in a `Vec`.
+#[derive(Default)]
+struct Tried {
+    inline: [u64; 4],
+    n: usize,
+    more: Vec<u64>,
+    /// The address of the last one (for logs).
+    last_addr: Option<Arc<str>>,
+}
+
+impl Tried {
+    fn push(&mut self, peer: u64) {
+        if self.n < self.inline.len() {
+            self.inline[self.n] = peer;
+        } else {
+            self.more.push(peer);
+        }
+        self.n += 1;
+    }
+
+    fn contains(&self, peer: &u64) -> bool {
+        self.inline[..self.n.min(self.inline.len())].contains(peer) || self.more.contains(peer)
+    }
 }
 
 /// One attempt on the picked peer: wait for a connection if needed, send,
-/// record the result.
+/// record the result. A whole arg3 is sent by reference (the request stays
+/// with the call for a retry); a streamed one is moved out, once.
 async fn attempt(
     pick: Pick,
-    target: Target<'_>,
-    body: &mut Option<Body>,
+    req: &mut CallRequest,
+    stream_sent: &mut bool,
+    t: Instant,
     ttl: Duration,
 ) -> Result<CallResponse, CallError> {
     let Pick {
@@ -675,7 +704,9 @@ async fn attempt(
         route,
         addr,
     } = pick;
-    let attempt_deadline = tokio::time::Instant::now() + ttl;
+    let attempt_deadline = t + ttl;
+    // Time passes only while waiting for a connection.
+    let mut sent = t;
     let client = match route {
         Route::Ready(client) => client,
         Route::Refused(e) => {
@@ -683,9 +714,11 @@ async fn attempt(
             return Err(e);
         }
         Route::Wait(connecting) => {
-            match tokio::time::timeout_at(attempt_deadline, connecting).await {
+            let until = tokio::time::Instant::from_std(attempt_deadline);
+            match tokio::time::timeout_at(until, connecting).await {
                 Ok(Ok((conn, client))) => {
                     guard.attach(conn);
+                    sent = now();
                     client
                 }
                 Ok(Err(e)) => {
@@ -704,7 +737,7 @@ async fn attempt(
             }
         }
     };
-    let left = attempt_deadline.saturating_duration_since(tokio::time::Instant::now());
+    let left = attempt_deadline.saturating_duration_since(sent);
     if left < MIN_ATTEMPT_TIME {
         guard.finish(Class::Ignore, None);
         return Err(CallError::local(
@@ -712,32 +745,29 @@ async fn attempt(
             "the deadline passed before the call could be sent",
         ));
     }
-    let arg3 = match body.take() {
-        Some(Body::Full(b)) => {
-            *body = Some(Body::Full(b.clone()));
-            Body::Full(b)
-        }
-        Some(stream) => stream,
-        None => {
+    let result = if matches!(req.arg3, Body::Stream(_)) {
+        if std::mem::replace(stream_sent, true) {
             guard.finish(Class::Ignore, None);
             return Err(CallError::local(
                 ErrorCode::BAD_REQUEST,
                 "the streamed arg3 was already sent",
             ));
         }
+        let mut options = req.options.clone();
+        options.set_timeout(left);
+        let once = CallRequest {
+            service: req.service.clone(),
+            method: req.method.clone(),
+            arg2: req.arg2.clone(),
+            arg3: std::mem::replace(&mut req.arg3, Body::empty()),
+            options,
+        };
+        client.call(once).await
+    } else {
+        client.call_ref(req, left).await
     };
-    let mut options = target.options.clone();
-    options.set_timeout(left);
-    let req = CallRequest {
-        service: target.service.clone(),
-        method: target.method.clone(),
-        arg2: target.arg2.clone(),
-        arg3,
-        options,
-    };
-    let sent = now();
-    let result = client.call(req).await;
-    guard.finish_with(result.as_ref(), Some(now().saturating_duration_since(sent)));
+    let done = now();
+    guard.finish_with_at(result.as_ref(), Some(done.saturating_duration_since(sent)), done);
     result
 }
 
@@ -784,16 +814,29 @@ impl AttemptGuard {
     }
 
     fn finish_with(&mut self, result: Result<&CallResponse, &CallError>, rtt: Option<Duration>) {
+        self.finish_with_at(result, rtt, now());
+    }
+
+    fn finish_with_at(
+        &mut self,
+        result: Result<&CallResponse, &CallError>,
+        rtt: Option<Duration>,
+        t: Instant,
+    ) {
         let class = self.inner.config.classifier.classify(result);
-        self.finish(class, rtt);
+        self.finish_at(class, rtt, t);
     }
 
     fn finish(&mut self, class: Class, rtt: Option<Duration>) {
+        self.finish_at(class, rtt, now());
+    }
+
+    fn finish_at(&mut self, class: Class, rtt: Option<Duration>, t: Instant) {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
         self.inner
-            .release(self.peer, self.conn, self.admission, class, rtt);
+            .release(self.peer, self.conn, self.admission, class, rtt, t);
     }
 }
 
@@ -852,10 +895,14 @@ impl Inner {
     }
 
     /// Chooses a peer and a way to reach it, under the lock.
-    fn pick(self: &Arc<Self>, t: Instant, tried: &[u64]) -> Result<Pick, CallError> {
+    fn pick(self: &Arc<Self>, t: Instant, tried: &Tried, first: bool) -> Result<Pick, CallError> {
         let cfg = &self.config;
         let mut guard = self.lock();
         let st = &mut *guard;
+        if first {
+            // Every call deposits into the retry budget (one lock for both).
+            st.budget.deposit(t);
+        }
         if st.peers.is_empty() {
             return Err(CallError::local(
                 ErrorCode::DECLINED,
@@ -893,7 +940,12 @@ impl Inner {
             };
             st.candidates.push(Candidate {
                 in_flight: p.in_flight,
-                rtt: p.ewma.estimate(t),
+                // Only peak EWMA looks at it (and it costs an exp()).
+                rtt: if cfg.selection == Strategy::PeakEwma {
+                    p.ewma.estimate(t)
+                } else {
+                    Duration::ZERO
+                },
                 weight,
                 tried: tried.contains(&p.id),
             });
@@ -1089,8 +1141,8 @@ impl Inner {
         admission: Admission,
         class: Class,
         rtt: Option<Duration>,
+        t: Instant,
     ) {
-        let t = now();
         let mut guard = self.lock();
         let st = &mut *guard;
         let random: f64 = st.rng.random();

@@ -98,6 +98,10 @@ impl Selector {
         if candidates.is_empty() {
             return None;
         }
+        if candidates.len() == 1 && candidates[0].weight >= 1.0 {
+            // One peer at full weight: every strategy picks it.
+            return Some(0);
+        }
         // 1. Avoid peers this call already tried, if any other is left.
         self.pool.clear();
         self.pool
@@ -183,6 +187,13 @@ pub fn ramp_weight(now: Instant, since: Instant, ramp: Duration, floor: f64) -> 
     (floor + (1.0 - floor) * frac).min(1.0)
 }
 
+/// A duration in nanoseconds as an `f64`, without the 128-bit conversion
+/// `as_nanos() as f64` costs.
+#[inline]
+fn nanos_f64(d: Duration) -> f64 {
+    d.as_secs() as f64 * 1e9 + f64::from(d.subsec_nanos())
+}
+
 /// A peak-sensitive moving average of round-trip times (tower's
 /// `PeakEwma`): a slower sample replaces the estimate at once, faster samples
 /// pull it down gradually, and with no samples it decays toward zero, so a
@@ -205,13 +216,15 @@ impl PeakEwma {
     }
 
     fn decay_factor(&self, now: Instant) -> f64 {
-        let elapsed = now.saturating_duration_since(self.stamp).as_nanos() as f64;
-        (-elapsed / self.decay_ns).exp()
+        let x = nanos_f64(now.saturating_duration_since(self.stamp)) / self.decay_ns;
+        // Samples usually come microseconds apart against a decay of seconds:
+        // then exp(-x) is 1 - x to within x²/2 (under 1e-8).
+        if x < 1e-4 { 1.0 - x } else { (-x).exp() }
     }
 
     /// Adds one round-trip sample.
     pub fn observe(&mut self, now: Instant, rtt: Duration) {
-        let rtt = rtt.as_nanos() as f64;
+        let rtt = nanos_f64(rtt);
         if rtt > self.estimate_ns {
             self.estimate_ns = rtt;
         } else {

@@ -12,6 +12,8 @@ pub(crate) struct Window {
     slot_len: Duration,
     head: usize,
     head_start: Instant,
+    /// `head_start + slot_len`: before it, the head slot is current.
+    head_end: Instant,
 }
 
 impl Window {
@@ -23,11 +25,20 @@ impl Window {
             slot_len,
             head: 0,
             head_start: now,
+            head_end: now + slot_len,
         }
     }
 
     /// Moves the head to the slot `now` falls in, clearing the slots passed.
+    #[inline]
     fn advance(&mut self, now: Instant) {
+        if now < self.head_end {
+            return;
+        }
+        self.advance_slots(now);
+    }
+
+    fn advance_slots(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.head_start);
         if elapsed < self.slot_len {
             return;
@@ -41,6 +52,7 @@ impl Window {
         }
         let rem = Duration::from_nanos((elapsed.as_nanos() % slot_ns) as u64);
         self.head_start = now.checked_sub(rem).unwrap_or(now);
+        self.head_end = self.head_start + self.slot_len;
     }
 
     /// Adds `n` to counter `which` (0 or 1) at `now`.
@@ -62,6 +74,7 @@ impl Window {
     pub(crate) fn clear(&mut self, now: Instant) {
         self.slots.iter_mut().for_each(|s| *s = [0; 2]);
         self.head_start = now;
+        self.head_end = now + self.slot_len;
     }
 }
 

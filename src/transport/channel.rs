@@ -349,7 +349,11 @@ impl Channel {
         };
         let start = now();
         for s in &conns {
-            s.lock().conn.drain(start, start + timeout);
+            {
+                let mut st = s.lock();
+                st.conn.drain(start, start + timeout);
+                s.refresh_flags(&st.conn);
+            }
             s.driver.wake();
         }
         loop {

@@ -32,14 +32,15 @@ use crate::proto::{CallError, PeerInfo, RequestHead};
 /// Per-call options, each with a default. Set them with the builder methods
 /// of [`CallRequest`] (or the `set_` methods here).
 ///
-/// The options most calls leave alone live in a box made only when one is
-/// set, so that a request stays small (it is moved several times per call).
+/// The options most calls leave alone live in a shared box made only when
+/// one is set, so that a request stays small (it is moved several times per
+/// call) and copies of it (a retry's) cost no allocation.
 #[derive(Debug, Clone)]
 pub struct CallOptions {
     timeout: Duration,
     checksum: ChecksumType,
     scheme: ArgScheme,
-    extra: Option<Box<Extra>>,
+    extra: Option<Arc<Extra>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -65,7 +66,7 @@ impl Default for CallOptions {
 
 impl CallOptions {
     fn extra(&mut self) -> &mut Extra {
-        self.extra.get_or_insert_with(Default::default)
+        Arc::make_mut(self.extra.get_or_insert_with(Default::default))
     }
 
     /// Time allowed for the whole call; the ttl sent is what is left of it.
@@ -287,6 +288,27 @@ impl CallRequest {
     }
 }
 
+/// What a request sends, borrowed: everything but a streamed arg3, so it can
+/// be held by a future that must be `Send` (a stream need not be `Sync`).
+#[derive(Clone, Copy)]
+struct Parts<'a> {
+    service: &'a Bytes,
+    method: &'a Bytes,
+    arg2: &'a Bytes,
+    options: &'a CallOptions,
+}
+
+impl<'a> Parts<'a> {
+    fn of(req: &'a CallRequest) -> Parts<'a> {
+        Parts {
+            service: &req.service,
+            method: &req.method,
+            arg2: &req.arg2,
+            options: &req.options,
+        }
+    }
+}
+
 /// A handle on one connection, for making calls. Clones share the
 /// connection.
 #[derive(Clone)]
@@ -311,12 +333,13 @@ impl Client {
 
     /// True once the connection is closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().conn.is_closed()
+        self.shared.is_closed()
     }
 
-    /// True when new calls may go on this connection.
+    /// True when new calls may go on this connection: the handshake is done,
+    /// neither side is draining, and it is not closed.
     pub fn accepts_new_calls(&self) -> bool {
-        self.shared.lock().conn.accepts_new_calls()
+        self.shared.accepts_new_calls()
     }
 
     /// Calls in flight: (ours, the peer's).
@@ -342,7 +365,11 @@ impl Client {
 
     /// Closes the connection now: calls in flight fail with network error.
     pub fn close(&self) {
-        self.shared.lock().conn.close_now();
+        {
+            let mut st = self.shared.lock();
+            st.conn.close_now();
+            self.shared.refresh_flags(&st.conn);
+        }
         self.shared.driver.wake();
     }
 
@@ -388,22 +415,55 @@ impl Client {
         Call::new(self, req, true, Outcome::into_streaming)
     }
 
+    /// [`Client::call`] of a request the caller keeps (the peer pool, which
+    /// may send it again to another peer), with `timeout` instead of the
+    /// request's own. Nothing is copied unless the call has to wait for
+    /// room in the write queue.
+    pub(crate) fn call_ref<'a>(
+        &'a self,
+        req: &'a CallRequest,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<CallResponse, CallError>> + Send + 'a {
+        let state = match &req.arg3 {
+            Body::Full(arg3) => CallState::StartRef(Parts::of(req), arg3, timeout),
+            // Not a single buffer: the slow path, with a copy of the request.
+            _ => {
+                let mut owned = CallRequest {
+                    service: req.service.clone(),
+                    method: req.method.clone(),
+                    arg2: req.arg2.clone(),
+                    arg3: match &req.arg3 {
+                        Body::Chunks(c) => Body::Chunks(c.clone()),
+                        _ => Body::empty(),
+                    },
+                    options: req.options.clone(),
+                };
+                owned.options.set_timeout(timeout);
+                CallState::Slow(Box::pin(self.send(owned, false)))
+            }
+        };
+        Call {
+            client: self,
+            streaming: false,
+            convert: Outcome::into_response,
+            state,
+        }
+    }
+
     /// The fast path, with no await: a whole arg3 and room in the write
     /// queue (nobody waiting for it). The request goes out and the caller's
     /// waker is registered under one lock. `None` means take the slow path.
     fn try_send(
         &self,
-        req: &CallRequest,
+        req: Parts<'_>,
+        arg3: &Bytes,
+        timeout: Duration,
         streaming: bool,
         waker: &Waker,
     ) -> Option<Result<PendingCall<'_>, CallError>> {
-        let arg3 = match &req.arg3 {
-            Body::Full(b) => b,
-            _ => return None,
-        };
         let start = now();
         let inherited = current_call();
-        let deadline = call_deadline(start, req.options.timeout(), inherited);
+        let deadline = call_deadline(start, timeout, inherited);
         let mut st = self.shared.lock();
         if st.closed.is_none() && (!st.space.is_empty() || self.shared.write_queue_full(&st)) {
             return None;
@@ -439,7 +499,7 @@ impl Client {
                         &mut st,
                         start,
                         streaming,
-                        &req,
+                        Parts::of(&req),
                         whole.as_ref(),
                         inherited,
                         deadline,
@@ -470,14 +530,13 @@ impl Client {
         st: &mut ConnState,
         start: Instant,
         streaming: bool,
-        req: &CallRequest,
+        req: Parts<'_>,
         whole: Option<&Bytes>,
         inherited: Option<super::inbound::CallContext>,
         deadline: Instant,
     ) -> Result<PendingCall<'_>, CallError> {
-        let (method, arg2) = (&req.method, &req.arg2);
-        let (head, metrics) =
-            self.head(st, &req.service, method, &req.options, inherited, deadline)?;
+        let (method, arg2) = (req.method, req.arg2);
+        let (head, metrics) = self.head(st, req.service, method, req.options, inherited, deadline)?;
         let was_empty = st.conn.transmit_len() == 0;
         let id = match whole {
             Some(arg3) => st.conn.send_request_shared(start, head, [method, arg2, arg3])?,
@@ -661,6 +720,7 @@ type SlowSend<'a> =
 
 enum CallState<'a> {
     Start(Option<CallRequest>),
+    StartRef(Parts<'a>, &'a Bytes, Duration),
     Slow(SlowSend<'a>),
     Waiting(PendingCall<'a>),
     Done,
@@ -692,12 +752,47 @@ impl<'a, T> Future for Call<'a, T> {
         let this = &mut *self;
         loop {
             match &mut this.state {
+                CallState::StartRef(r, arg3, timeout) => {
+                    let (r, arg3, timeout) = (*r, *arg3, *timeout);
+                    match this.client.try_send(r, arg3, timeout, this.streaming, cx.waker()) {
+                        Some(Ok(p)) => {
+                            this.state = CallState::Waiting(p);
+                            return Poll::Pending;
+                        }
+                        Some(Err(e)) => {
+                            this.state = CallState::Done;
+                            return Poll::Ready(Err(e));
+                        }
+                        None => {
+                            let mut owned = CallRequest {
+                                service: r.service.clone(),
+                                method: r.method.clone(),
+                                arg2: r.arg2.clone(),
+                                arg3: Body::Full(arg3.clone()),
+                                options: r.options.clone(),
+                            };
+                            owned.options.set_timeout(timeout);
+                            let fut = this.client.send(owned, this.streaming);
+                            this.state = CallState::Slow(Box::pin(fut));
+                        }
+                    }
+                }
                 CallState::Start(req) => {
                     let Some(r) = req.as_ref() else {
                         this.state = CallState::Done;
                         continue;
                     };
-                    match this.client.try_send(r, this.streaming, cx.waker()) {
+                    let sent = match &r.arg3 {
+                        Body::Full(arg3) => this.client.try_send(
+                            Parts::of(r),
+                            arg3,
+                            r.options.timeout(),
+                            this.streaming,
+                            cx.waker(),
+                        ),
+                        _ => None,
+                    };
+                    match sent {
                         Some(Ok(p)) => {
                             this.state = CallState::Waiting(p);
                             // The waker is registered: wait for the response.

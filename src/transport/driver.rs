@@ -124,11 +124,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
             self.with_state(|st, _, _, _| st.conn.transport_closed("peer closed the connection"));
             return true;
         }
-        self.read_size = if n == room {
-            (self.read_size * 2).min(MAX_READ)
-        } else {
-            (self.read_size / 2).max(MIN_READ)
-        };
+        // Big reads ask for bigger buffers (fewer reads and, while frames of
+        // the last one are still held, fewer new buffers); small ones let
+        // the size fall back.
+        if n * 2 >= room {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        } else if n * 8 < room {
+            self.read_size = (self.read_size / 2).max(MIN_READ);
+        }
         let now = now();
         let Driver {
             shared,
@@ -174,6 +177,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
                 }
             }
             drain_events(&mut st, dispatch, now, wake);
+            shared.refresh_flags(&st.conn);
         }
         self.partial_since = (!self.rbuf.is_empty()).then_some(now);
         self.wake_all();
@@ -188,6 +192,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
             let st = &mut *st;
             f(st, &mut self.dispatch, now, &mut self.wake);
             drain_events(st, &mut self.dispatch, now, &mut self.wake);
+            self.shared.refresh_flags(&st.conn);
         }
         self.wake_all();
     }
@@ -246,6 +251,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
                 st.space.wake_first();
             }
             self.closed = st.conn.is_closed();
+            self.shared.refresh_flags(&st.conn);
             self.shared
                 .inbound_calls
                 .store(self.dispatch.len(), Ordering::Release);

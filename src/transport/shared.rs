@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -56,7 +56,13 @@ pub(crate) struct Shared {
     pub(crate) finished_notify: Notify,
     /// Inbound calls the driver's dispatch tracks (for `table_sizes`).
     pub(crate) inbound_calls: AtomicUsize,
+    /// The connection's state for readers that do not take the lock (the
+    /// pool asks on every call): `CLOSED`, `ACCEPTS`.
+    flags: AtomicU8,
 }
+
+const CLOSED: u8 = 1;
+const ACCEPTS: u8 = 2;
 
 /// The mutable part, behind [`Shared::state`].
 pub(crate) struct ConnState {
@@ -104,11 +110,31 @@ impl Shared {
             finished: AtomicBool::new(false),
             finished_notify: Notify::new(),
             inbound_calls: AtomicUsize::new(0),
+            flags: AtomicU8::new(0),
         })
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes the core's state for [`Shared::is_closed`] and
+    /// [`Shared::accepts_new_calls`]; called under the lock after anything
+    /// that may change it.
+    pub(crate) fn refresh_flags(&self, conn: &Connection) {
+        let f = if conn.is_closed() { CLOSED } else { 0 }
+            | if conn.accepts_new_calls() { ACCEPTS } else { 0 };
+        self.flags.store(f, Ordering::Release);
+    }
+
+    /// True once the connection is closed (without taking the lock).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// True while new calls may go on the connection (without the lock).
+    pub(crate) fn accepts_new_calls(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & ACCEPTS != 0
     }
 
     /// True when the write queue is over its limit.
