@@ -13,7 +13,12 @@ use tchan::codec::FrameCodec;
 use tchan::frame::{ChecksumType, ResponseCode, Tracing, TransportHeaders};
 use tchan::proto::{Connection, ConnectionConfig, RequestHead, Transmit, Whole};
 
-fn deliver(from: &mut Connection, to: &mut Connection, now: Instant, codec: &mut FrameCodec) -> Vec<Whole> {
+fn deliver(
+    from: &mut Connection,
+    to: &mut Connection,
+    now: Instant,
+    codec: &mut FrameCodec,
+) -> Vec<Whole> {
     let mut out = Transmit::new();
     from.transmit_into(&mut out);
     let mut buf = BytesMut::from(&out.take_bytes()[..]);

@@ -25,5 +25,6 @@ pub mod transport;
 
 pub use proto::CallError as Error;
 pub use transport::{
-    ArgScheme, Body, CallOptions, CallRequest, CallResponse, Channel, ChannelConfig, Client, Request, Response,
+    ArgScheme, Body, CallOptions, CallRequest, CallResponse, Channel, ChannelConfig, Client,
+    Request, Response,
 };

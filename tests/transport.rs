@@ -865,7 +865,9 @@ async fn callers_waiting_for_write_queue_space_go_in_the_order_they_came() {
         let log = log.clone();
         async move {
             let arg3 = req.arg3.into_bytes().await?;
-            log.lock().unwrap().push(u32::from_be_bytes([arg3[0], arg3[1], arg3[2], arg3[3]]));
+            log.lock()
+                .unwrap()
+                .push(u32::from_be_bytes([arg3[0], arg3[1], arg3[2], arg3[3]]));
             Ok(Response::ok(Bytes::new(), Bytes::new()))
         }
     });

@@ -174,9 +174,7 @@ pub(crate) fn crc32c_parts(crc: u32, parts: &[&[u8]]) -> u32 {
             return unsafe { hw::crc32c_small_parts(crc, parts) };
         }
     }
-    parts
-        .iter()
-        .fold(crc, |c, p| crc32c::crc32c_append(c, p))
+    parts.iter().fold(crc, |c, p| crc32c::crc32c_append(c, p))
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -420,7 +420,11 @@ pub fn encode_message<A: MessageArg>(
     args: [A; 3],
 ) -> Result<(), EncodeError> {
     let (mut sum, max_frame) = check_head(head, checksum, max_frame_size)?;
-    let lens = [args[0].as_ref().len(), args[1].as_ref().len(), args[2].as_ref().len()];
+    let lens = [
+        args[0].as_ref().len(),
+        args[1].as_ref().len(),
+        args[2].as_ref().len(),
+    ];
     if lens[0] > MAX_ARG1_LEN {
         return Err(EncodeError::FieldTooLong {
             field: "arg1",
@@ -512,7 +516,16 @@ pub fn encode_message<A: MessageArg>(
                     .filter(|&l| l < SHARE_MIN)
                     .sum::<usize>(),
         );
-        put_frame_head(b, size, frame_type, id, more, first.then_some(head), ty, value);
+        put_frame_head(
+            b,
+            size,
+            frame_type,
+            id,
+            more,
+            first.then_some(head),
+            ty,
+            value,
+        );
         for p in pieces {
             let arg = &args[p.arg];
             put_chunk(dst, arg, arg.as_ref(), p.start..p.end);
@@ -592,7 +605,8 @@ fn put_chunk<A: MessageArg>(
     range: std::ops::Range<usize>,
 ) {
     let part = &data[range.clone()];
-    dst.buf().extend_from_slice(&(part.len() as u16).to_be_bytes());
+    dst.buf()
+        .extend_from_slice(&(part.len() as u16).to_be_bytes());
     match arg.shared().filter(|_| part.len() >= SHARE_MIN) {
         Some(shared) => dst.put_shared(shared.slice(range)),
         None => dst.buf().extend_from_slice(part),

@@ -767,7 +767,11 @@ async fn attempt(
         client.call_ref(req, left).await
     };
     let done = now();
-    guard.finish_with_at(result.as_ref(), Some(done.saturating_duration_since(sent)), done);
+    guard.finish_with_at(
+        result.as_ref(),
+        Some(done.saturating_duration_since(sent)),
+        done,
+    );
     result
 }
 

@@ -36,11 +36,11 @@ use super::timers::{Deadlines, Dir};
 use super::transmit::Transmit;
 use crate::frame::{
     CallContinue, CallFragment, CallHead, CallReq, CallRes, Cancel, Checksum, ChecksumType,
-    DecodeError, FrameHeader, FrameType, WholeCall,
-    EncodeError, ErrorCode, ErrorFrame, Frame, FrameSink, HOST_PORT, Init, InitHeaders,
-    MessageArg, MessageWriter, NO_MESSAGE_ID, PROCESS_NAME, PROTOCOL_VERSION, Ping, Reassembler,
-    ReassemblyError, ReqHead, ResHead, ResponseCode, TCHANNEL_LANGUAGE, TCHANNEL_LANGUAGE_VERSION,
-    TCHANNEL_VERSION, Tracing, TransportHeaders, encode_message,
+    DecodeError, EncodeError, ErrorCode, ErrorFrame, Frame, FrameHeader, FrameSink, FrameType,
+    HOST_PORT, Init, InitHeaders, MessageArg, MessageWriter, NO_MESSAGE_ID, PROCESS_NAME,
+    PROTOCOL_VERSION, Ping, Reassembler, ReassemblyError, ReqHead, ResHead, ResponseCode,
+    TCHANNEL_LANGUAGE, TCHANNEL_LANGUAGE_VERSION, TCHANNEL_VERSION, Tracing, TransportHeaders,
+    WholeCall, encode_message,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -725,7 +725,8 @@ impl Connection {
             let tracing = call.tracing;
             return self.fatal(id, tracing, format!("unexpected call res {id}"));
         }
-        if let Some(chunks) = Reassembler::check_whole(&self.config.reassembly, CallFragment::from(&f))
+        if let Some(chunks) =
+            Reassembler::check_whole(&self.config.reassembly, CallFragment::from(&f))
         {
             self.remove_outbound(id);
             self.events.push_back(Event::Response(ResponseStart {
@@ -877,7 +878,11 @@ impl Connection {
             };
             match dir {
                 Dir::Out => {
-                    let tracing = self.out_calls.get(id).map(|c| c.tracing).unwrap_or_default();
+                    let tracing = self
+                        .out_calls
+                        .get(id)
+                        .map(|c| c.tracing)
+                        .unwrap_or_default();
                     self.remove_outbound(id);
                     self.tombstone(now, Dir::Out, id);
                     if self.config.send_cancel {

@@ -21,12 +21,12 @@ use super::body::Body;
 use super::inbound::current_call;
 use super::observe::CallMetrics;
 use super::outbound::PendingCall;
-use super::shared::Outcome;
 pub use super::outbound::{CallResponse, StreamingResponse};
+use super::shared::Outcome;
 use super::shared::{ConnState, Route, Shared, now};
 use super::space::SpaceWait;
-use crate::frame::{ChecksumType, ErrorCode, RetryFlags, Tracing, TransportHeaders};
 pub use crate::frame::ArgScheme;
+use crate::frame::{ChecksumType, ErrorCode, RetryFlags, Tracing, TransportHeaders};
 use crate::proto::{CallError, PeerInfo, RequestHead};
 
 /// Per-call options, each with a default. Set them with the builder methods
@@ -468,7 +468,15 @@ impl Client {
         if st.closed.is_none() && (!st.space.is_empty() || self.shared.write_queue_full(&st)) {
             return None;
         }
-        let sent = self.enqueue(&mut st, start, streaming, req, Some(arg3), inherited, deadline);
+        let sent = self.enqueue(
+            &mut st,
+            start,
+            streaming,
+            req,
+            Some(arg3),
+            inherited,
+            deadline,
+        );
         if let Ok(p) = &sent
             && let Some(w) = st.waiters.get(p.slot, p.generation)
         {
@@ -536,10 +544,13 @@ impl Client {
         deadline: Instant,
     ) -> Result<PendingCall<'_>, CallError> {
         let (method, arg2) = (req.method, req.arg2);
-        let (head, metrics) = self.head(st, req.service, method, req.options, inherited, deadline)?;
+        let (head, metrics) =
+            self.head(st, req.service, method, req.options, inherited, deadline)?;
         let was_empty = st.conn.transmit_len() == 0;
         let id = match whole {
-            Some(arg3) => st.conn.send_request_shared(start, head, [method, arg2, arg3])?,
+            Some(arg3) => st
+                .conn
+                .send_request_shared(start, head, [method, arg2, arg3])?,
             None => {
                 let id = st.conn.start_request(start, head)?;
                 let started = st
@@ -549,7 +560,8 @@ impl Client {
                     .and_then(|()| st.conn.write_request(id, arg2))
                     .and_then(|()| st.conn.end_request_arg(id));
                 if let Err(e) = started {
-                    st.conn.cancel_call(start, id, "request could not be written");
+                    st.conn
+                        .cancel_call(start, id, "request could not be written");
                     return Err(e);
                 }
                 id
@@ -628,8 +640,9 @@ impl Client {
                     (r.headers.clone(), r.metrics.clone())
                 }
                 None => {
-                    let headers = TransportHeaders::strict([("cn", caller), ("as", o.scheme.as_str())])
-                        .map_err(|e| CallError::local(ErrorCode::BAD_REQUEST, e.to_string()))?;
+                    let headers =
+                        TransportHeaders::strict([("cn", caller), ("as", o.scheme.as_str())])
+                            .map_err(|e| CallError::local(ErrorCode::BAD_REQUEST, e.to_string()))?;
                     let metrics = self.metrics(st, service, method);
                     st.routes.insert(Route {
                         service: service.clone(),
@@ -660,9 +673,7 @@ impl Client {
                 .map_err(|e| CallError::local(ErrorCode::BAD_REQUEST, e.to_string()))?;
             let metrics = self.shared.config.metrics.then(|| {
                 let label = self.shared.peer_label(&st.peer_host_port);
-                st.routes
-                    .metrics
-                    .get(true, service, method, || label)
+                st.routes.metrics.get(true, service, method, || label)
             });
             (headers, metrics)
         };
@@ -715,8 +726,7 @@ struct Call<'a, T> {
     state: CallState<'a>,
 }
 
-type SlowSend<'a> =
-    Pin<Box<dyn Future<Output = Result<PendingCall<'a>, CallError>> + Send + 'a>>;
+type SlowSend<'a> = Pin<Box<dyn Future<Output = Result<PendingCall<'a>, CallError>> + Send + 'a>>;
 
 enum CallState<'a> {
     Start(Option<CallRequest>),
@@ -754,7 +764,10 @@ impl<'a, T> Future for Call<'a, T> {
             match &mut this.state {
                 CallState::StartRef(r, arg3, timeout) => {
                     let (r, arg3, timeout) = (*r, *arg3, *timeout);
-                    match this.client.try_send(r, arg3, timeout, this.streaming, cx.waker()) {
+                    match this
+                        .client
+                        .try_send(r, arg3, timeout, this.streaming, cx.waker())
+                    {
                         Some(Ok(p)) => {
                             this.state = CallState::Waiting(p);
                             return Poll::Pending;

@@ -185,7 +185,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
     }
 
     /// Runs `f` on the state under the lock, then routes the events it made.
-    fn with_state(&mut self, f: impl FnOnce(&mut ConnState, &mut Dispatch, Instant, &mut Vec<Waker>)) {
+    fn with_state(
+        &mut self,
+        f: impl FnOnce(&mut ConnState, &mut Dispatch, Instant, &mut Vec<Waker>),
+    ) {
         let now = now();
         {
             let mut st = self.shared.lock();
@@ -255,10 +258,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
             self.shared
                 .inbound_calls
                 .store(self.dispatch.len(), Ordering::Release);
-            [st.conn.poll_timeout(), self.partial_since.map(|t| t + read_timeout), write_deadline]
-                .into_iter()
-                .flatten()
-                .min()
+            [
+                st.conn.poll_timeout(),
+                self.partial_since.map(|t| t + read_timeout),
+                write_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
         };
         self.wake_all();
         match next {

@@ -210,7 +210,9 @@ enum Inbound {
         body: Option<ArgSender>,
     },
     /// The handler finished; a streaming arg3 is still arriving.
-    Draining { body: ArgSender },
+    Draining {
+        body: ArgSender,
+    },
 }
 
 struct Arriving {
@@ -559,7 +561,13 @@ impl Dispatch {
 
     /// The handler for (service, method), or `None` after answering bad
     /// request for an unknown one ([CALL-12]).
-    fn find(&mut self, st: &mut ConnState, id: u32, service: &[u8], method: &[u8]) -> Option<Found> {
+    fn find(
+        &mut self,
+        st: &mut ConnState,
+        id: u32,
+        service: &[u8],
+        method: &[u8],
+    ) -> Option<Found> {
         let generation = self.registry.generation();
         if generation != self.generation {
             self.generation = generation;
@@ -781,7 +789,9 @@ impl Dispatch {
                 };
                 self.give_back(handler, slot);
                 match self.calls.remove(&id) {
-                    Some(Inbound::Running { body: Some(body), .. }) => {
+                    Some(Inbound::Running {
+                        body: Some(body), ..
+                    }) => {
                         self.calls.insert(id, Inbound::Draining { body });
                     }
                     Some(Inbound::Running { .. }) | None => {}
@@ -804,7 +814,9 @@ impl Dispatch {
                     entry.task = None;
                     self.release_task(task);
                     match self.calls.remove(&id) {
-                        Some(Inbound::Running { body: Some(body), .. }) => {
+                        Some(Inbound::Running {
+                            body: Some(body), ..
+                        }) => {
                             self.calls.insert(id, Inbound::Draining { body });
                         }
                         Some(Inbound::Running { .. }) | None => {}
@@ -897,7 +909,10 @@ impl Dispatch {
             self.release_task(task);
         }
         if let Some(m) = &metrics {
-            m.done(result.as_ref().map(|r| r.code), now.saturating_duration_since(at));
+            m.done(
+                result.as_ref().map(|r| r.code),
+                now.saturating_duration_since(at),
+            );
         }
         let resp = match result {
             Ok(r) => r,
@@ -950,9 +965,9 @@ impl Dispatch {
                 return;
             }
         };
-        if let Err(e) = st
-            .conn
-            .send_response_shared(id, resp.code, headers, [&Bytes::new(), &resp.arg2, &arg3])
+        if let Err(e) =
+            st.conn
+                .send_response_shared(id, resp.code, headers, [&Bytes::new(), &resp.arg2, &arg3])
             && e.code != ErrorCode::CANCELLED
         {
             let _ = st.conn.send_error(id, ErrorCode::UNEXPECTED, &e.message);

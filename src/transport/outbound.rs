@@ -18,7 +18,9 @@ use bytes::Bytes;
 use super::body::{Body, arg_stream};
 use super::observe::CallMetrics;
 use super::shared::{Assembly, ConnState, Outcome, Shared, WaitState, now};
-use crate::frame::{ArgChunk, ArgCollector, ErrorCode, FrameChunks, ResponseCode, Tracing, TransportHeaders};
+use crate::frame::{
+    ArgChunk, ArgCollector, ErrorCode, FrameChunks, ResponseCode, Tracing, TransportHeaders,
+};
 use crate::proto::{CallError, ResponseStart, WholeResponse};
 
 /// A response: success (code 0x00) or an application error (code 0x01),
@@ -87,7 +89,10 @@ impl PendingCall<'_> {
             }
             Outcome::Failed(e, at) => (Err(e), *at),
             Outcome::Taken => {
-                return Err(CallError::local(ErrorCode::NETWORK, "call already finished"));
+                return Err(CallError::local(
+                    ErrorCode::NETWORK,
+                    "call already finished",
+                ));
             }
         };
         if let Some(m) = &self.metrics {
@@ -199,7 +204,12 @@ pub(crate) fn on_whole_response(
 }
 
 /// A response started.
-pub(crate) fn on_response(st: &mut ConnState, r: ResponseStart, at: Instant, wake: &mut Vec<Waker>) {
+pub(crate) fn on_response(
+    st: &mut ConnState,
+    r: ResponseStart,
+    at: Instant,
+    wake: &mut Vec<Waker>,
+) {
     let ResponseStart {
         id,
         code,
@@ -272,7 +282,8 @@ pub(crate) fn on_response_continue(
     if !(complete || a.streaming && a.arg2_done) {
         return;
     }
-    let WaitState::Waiting(a) = std::mem::replace(&mut w.state, WaitState::Idle { streaming: false })
+    let WaitState::Waiting(a) =
+        std::mem::replace(&mut w.state, WaitState::Idle { streaming: false })
     else {
         return;
     };

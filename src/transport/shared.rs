@@ -298,7 +298,9 @@ impl Waiters {
     /// Every routed slot (the connection closed: each gets its failure).
     pub(crate) fn drain_routed(&mut self) -> Vec<u32> {
         let ids = self.by_id.sorted_ids();
-        ids.into_iter().filter_map(|id| self.by_id.remove(id)).collect()
+        ids.into_iter()
+            .filter_map(|id| self.by_id.remove(id))
+            .collect()
     }
 }
 
@@ -447,7 +449,9 @@ mod tests {
     #[test]
     fn space_is_handed_out_first_come_first_served_one_at_a_time() {
         let mut q = SpaceQueue::default();
-        let wakes: Vec<Arc<Count>> = (0..3).map(|_| Arc::new(Count(AtomicUsize::new(0)))).collect();
+        let wakes: Vec<Arc<Count>> = (0..3)
+            .map(|_| Arc::new(Count(AtomicUsize::new(0))))
+            .collect();
         let tickets: Vec<u64> = (0..3).map(|_| q.join()).collect();
         for (t, w) in tickets.iter().zip(&wakes) {
             q.park(*t, &Waker::from(w.clone()));

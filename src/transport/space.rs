@@ -64,9 +64,7 @@ impl<'a> SpaceWait<'a> {
         let shared = self.shared;
         let turn = poll_fn(|cx| {
             let mut st = shared.lock();
-            if st.closed.is_some()
-                || st.space.is_first(ticket) && !shared.write_queue_full(&st)
-            {
+            if st.closed.is_some() || st.space.is_first(ticket) && !shared.write_queue_full(&st) {
                 return Poll::Ready(());
             }
             st.space.park(ticket, cx.waker());
