@@ -107,7 +107,7 @@ impl Checksum {
     }
 
     /// [`Checksum::update`] with each non-empty part, in order.
-    #[inline]
+    #[inline(always)]
     pub fn update_parts(&mut self, parts: &[&[u8]]) {
         match self.ty {
             ChecksumType::CRC32C => self.value = crc32c_parts(self.value, parts),
@@ -162,7 +162,7 @@ pub(crate) fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
 
 /// CRC-32C of the parts one after the other, continuing from `crc`: one
 /// call for all the args of a frame.
-#[inline]
+#[inline(always)]
 pub(crate) fn crc32c_parts(crc: u32, parts: &[&[u8]]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     {
