@@ -142,7 +142,7 @@ fn lift(payload: &Bytes, part: &[u8]) -> Bytes {
 /// The checksum field and the arg chunks that end every call frame, read in
 /// one pass over the raw bytes.
 #[inline]
-fn scan_tail<'a>(payload: &Bytes, rest: &'a [u8]) -> Option<(ChecksumField, ArgChunks)> {
+fn scan_tail(payload: &Bytes, rest: &[u8]) -> Option<(ChecksumField, ArgChunks)> {
     let (checksum, args) = ChecksumField::scan(rest)?;
     let count = ArgChunks::scan(args)?;
     Some((

@@ -248,7 +248,7 @@ mod tests {
             if let std::collections::btree_map::Entry::Vacant(v) = model.entry(id) {
                 v.insert(step);
                 t.insert(id, step);
-            } else if x % 2 == 0 {
+            } else if x.is_multiple_of(2) {
                 assert_eq!(t.remove(id), model.remove(&id));
             }
             if step % 97 == 0 {

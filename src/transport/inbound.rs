@@ -809,20 +809,21 @@ impl Dispatch {
                 });
             }
             Some(Task::Respond { id, fut }) => {
-                if fut.as_mut().poll(&mut cx).is_ready() {
-                    let id = *id;
-                    entry.task = None;
-                    self.release_task(task);
-                    match self.calls.remove(&id) {
-                        Some(Inbound::Running {
-                            body: Some(body), ..
-                        }) => {
-                            self.calls.insert(id, Inbound::Draining { body });
-                        }
-                        Some(Inbound::Running { .. }) | None => {}
-                        Some(other) => {
-                            self.calls.insert(id, other);
-                        }
+                if fut.as_mut().poll(&mut cx).is_pending() {
+                    return;
+                }
+                let id = *id;
+                entry.task = None;
+                self.release_task(task);
+                match self.calls.remove(&id) {
+                    Some(Inbound::Running {
+                        body: Some(body), ..
+                    }) => {
+                        self.calls.insert(id, Inbound::Draining { body });
+                    }
+                    Some(Inbound::Running { .. }) | None => {}
+                    Some(other) => {
+                        self.calls.insert(id, other);
                     }
                 }
             }
