@@ -23,7 +23,8 @@ pub mod proto;
 pub mod scheme;
 pub mod transport;
 
-pub use proto::CallError as Error;
+mod error;
+pub use error::Error;
 pub use transport::{
     ArgScheme, Body, CallOptions, CallRequest, CallResponse, Channel, ChannelConfig, Client,
     Request, Response,

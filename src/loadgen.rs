@@ -138,7 +138,7 @@ pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, crate
             })
     });
     if !reachable {
-        return Err(crate::Error::local(
+        return Err(crate::Error::new(
             ErrorCode::NETWORK,
             format!("cannot connect to any of {:?}", config.peers),
         ));
@@ -285,9 +285,9 @@ async fn worker(
                 progress.errors.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
-                *errors.entry(code_name(e.code)).or_insert(0) += 1;
+                *errors.entry(code_name(e.code())).or_insert(0) += 1;
                 progress.errors.fetch_add(1, Ordering::Relaxed);
-                if e.code == ErrorCode::NETWORK || e.code == ErrorCode::DECLINED {
+                if e.code() == ErrorCode::NETWORK || e.code() == ErrorCode::DECLINED {
                     // Nothing answers right now: do not spin.
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }

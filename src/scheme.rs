@@ -8,16 +8,16 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{Map, Value};
 
+use crate::Error;
 use crate::frame::{ErrorCode, ThriftHeaders};
-use crate::proto::CallError;
 use crate::transport::{HandlerResult, Request, Response};
 
-fn bad_request(msg: impl Into<String>) -> CallError {
-    CallError::local(ErrorCode::BAD_REQUEST, msg)
+fn bad_request(msg: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+    Error::new(ErrorCode::BAD_REQUEST, msg)
 }
 
 /// Checks that a request uses the scheme an endpoint serves ([SCHEME-1]).
-fn expect_scheme(req: &Request, scheme: &str) -> Result<(), CallError> {
+fn expect_scheme(req: &Request, scheme: &str) -> Result<(), Error> {
     match req.scheme() {
         Some(s) if s == scheme => Ok(()),
         other => Err(bad_request(format!(
@@ -28,7 +28,7 @@ fn expect_scheme(req: &Request, scheme: &str) -> Result<(), CallError> {
 }
 
 /// Checks the scheme and takes the request's whole arg3.
-async fn take_body(req: &mut Request, scheme: &str) -> Result<Bytes, CallError> {
+async fn take_body(req: &mut Request, scheme: &str) -> Result<Bytes, Error> {
     expect_scheme(req, scheme)?;
     std::mem::replace(&mut req.arg3, crate::Body::empty())
         .into_bytes()
@@ -40,7 +40,7 @@ pub mod json {
     use super::*;
 
     /// Reads json arg2: an object of strings; empty or `null` means none.
-    pub fn parse_headers(arg2: &[u8]) -> Result<Vec<(String, String)>, CallError> {
+    pub fn parse_headers(arg2: &[u8]) -> Result<Vec<(String, String)>, Error> {
         if arg2.iter().all(u8::is_ascii_whitespace) {
             return Ok(Vec::new());
         }
@@ -70,7 +70,7 @@ pub mod json {
     }
 
     /// Reads json arg3: one value; empty means `null`.
-    pub fn parse_body(arg3: &[u8]) -> Result<Value, CallError> {
+    pub fn parse_body(arg3: &[u8]) -> Result<Value, Error> {
         if arg3.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
@@ -99,7 +99,7 @@ pub mod json {
         headers: &[(String, String)],
         body: &Value,
         mut options: crate::CallOptions,
-    ) -> Result<Reply, CallError> {
+    ) -> Result<Reply, Error> {
         options.set_scheme(crate::ArgScheme::Json);
         let req = crate::CallRequest {
             service: Bytes::copy_from_slice(service.as_bytes()),
@@ -142,7 +142,7 @@ pub mod json {
     + 'static
     where
         F: Fn(JsonRequest) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<Reply, CallError>> + Send + 'static,
+        Fut: std::future::Future<Output = Result<Reply, Error>> + Send + 'static,
     {
         let f = std::sync::Arc::new(f);
         move |mut req: Request| {
@@ -175,7 +175,7 @@ pub mod thrift {
     use super::*;
 
     /// Reads thrift arg2 (`nh:2 (k~2 v~2){nh}`); empty means no headers.
-    pub fn parse_headers(arg2: &Bytes) -> Result<Vec<(String, String)>, CallError> {
+    pub fn parse_headers(arg2: &Bytes) -> Result<Vec<(String, String)>, Error> {
         if arg2.is_empty() {
             return Ok(Vec::new());
         }
@@ -193,7 +193,7 @@ pub mod thrift {
     }
 
     /// Writes thrift arg2; always writes the count (`00 00` when empty).
-    pub fn encode_headers(headers: &[(String, String)]) -> Result<Bytes, CallError> {
+    pub fn encode_headers(headers: &[(String, String)]) -> Result<Bytes, Error> {
         let mut b = BytesMut::new();
         let n = u16::try_from(headers.len()).map_err(|_| bad_request("too many thrift headers"))?;
         b.put_u16(n);
@@ -227,7 +227,7 @@ pub mod thrift {
         headers: &[(String, String)],
         body: Bytes,
         mut options: crate::CallOptions,
-    ) -> Result<Reply, CallError> {
+    ) -> Result<Reply, Error> {
         options.set_scheme(crate::ArgScheme::Thrift);
         let req = crate::CallRequest {
             service: Bytes::copy_from_slice(service.as_bytes()),
@@ -270,7 +270,7 @@ pub mod thrift {
     + 'static
     where
         F: Fn(ThriftRequest) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<Reply, CallError>> + Send + 'static,
+        Fut: std::future::Future<Output = Result<Reply, Error>> + Send + 'static,
     {
         let f = std::sync::Arc::new(f);
         move |mut req: Request| {

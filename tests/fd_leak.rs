@@ -77,7 +77,7 @@ async fn a_thousand_killed_connections_leave_no_descriptor_behind() {
                 tokio::task::yield_now().await;
                 c.close();
                 let e = pending.await.unwrap().unwrap_err();
-                assert_eq!(e.code, tchan::frame::ErrorCode::NETWORK);
+                assert_eq!(e.code(), tchan::frame::ErrorCode::NETWORK);
             }
             _ => {
                 // A raw socket that sends half a frame and disappears.

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tchan::frame::{ChecksumType, ErrorCode, Frame, NO_MESSAGE_ID, Tracing};
 use tchan::scheme::{json as sjson, thrift as sthrift};
-use tchan::transport::{HandlerResult, handler_error};
+use tchan::transport::HandlerResult;
 use tchan::{CallRequest, CallResponse, Channel, ChannelConfig, Client, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -705,15 +705,15 @@ async fn tchan_server(config: ChannelConfig) -> TchanServer {
         Ok(Response::ok(req.arg2, arg3))
     });
     raw_handler!("fail", |req, arg3| Ok(Response::app_error(req.arg2, arg3)));
-    raw_handler!("busy", |_req, _arg3| Err(handler_error(
+    raw_handler!("busy", |_req, _arg3| Err(tchan::Error::new(
         ErrorCode::BUSY,
         "interop handler busy"
     )));
-    raw_handler!("declined", |_req, _arg3| Err(handler_error(
+    raw_handler!("declined", |_req, _arg3| Err(tchan::Error::new(
         ErrorCode::DECLINED,
         "interop handler declined"
     )));
-    raw_handler!("unexpected", |_req, _arg3| Err(handler_error(
+    raw_handler!("unexpected", |_req, _arg3| Err(tchan::Error::new(
         ErrorCode::UNEXPECTED,
         "handler exploded"
     )));
@@ -768,7 +768,7 @@ async fn tchan_server(config: ChannelConfig) -> TchanServer {
             let args = t_decode(&r.body);
             let value = match args.iter().find(|(id, _)| *id == 1) {
                 Some((_, TVal::Str(v))) => v.clone(),
-                _ => return Err(handler_error(ErrorCode::BAD_REQUEST, "no value")),
+                _ => return Err(tchan::Error::new(ErrorCode::BAD_REQUEST, "no value")),
             };
             let count = match args.iter().find(|(id, _)| *id == 2) {
                 Some((_, TVal::I32(n))) => *n,
@@ -957,7 +957,7 @@ async fn t2n_frame_boundary_node_response() {
             0 | 1 => {
                 let e = res.expect_err("node's two-arg response must fail the call");
                 assert!(
-                    e.code == ErrorCode::PROTOCOL || e.code == ErrorCode::NETWORK,
+                    e.code() == ErrorCode::PROTOCOL || e.code() == ErrorCode::NETWORK,
                     "r={r}: {e:?}"
                 );
                 assert!(
@@ -1465,10 +1465,18 @@ async fn t2n_unknown_service_and_method() {
     let e = call(&client, CallRequest::new("no-such-service", "echo"))
         .await
         .unwrap_err();
-    assert_eq!((e.code, e.local), (ErrorCode::BAD_REQUEST, false), "{e:?}");
+    assert_eq!(
+        (e.code(), e.is_local()),
+        (ErrorCode::BAD_REQUEST, false),
+        "{e:?}"
+    );
     observe("t2n_unknown_service_and_method", format!("{e:?}"));
     let e = call(&client, raw("no-such-method")).await.unwrap_err();
-    assert_eq!((e.code, e.local), (ErrorCode::BAD_REQUEST, false), "{e:?}");
+    assert_eq!(
+        (e.code(), e.is_local()),
+        (ErrorCode::BAD_REQUEST, false),
+        "{e:?}"
+    );
     observe("t2n_unknown_service_and_method", format!("{e:?}"));
     let e = sthrift::call(
         &client,
@@ -1480,7 +1488,7 @@ async fn t2n_unknown_service_and_method() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code, ErrorCode::BAD_REQUEST, "{e:?}");
+    assert_eq!(e.code(), ErrorCode::BAD_REQUEST, "{e:?}");
     // The connection is still usable.
     assert!(call(&client, raw("echo")).await.unwrap().is_ok());
 }
@@ -1523,7 +1531,7 @@ async fn t2n_timeout() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code, ErrorCode::TIMEOUT, "{e:?}");
+    assert_eq!(e.code(), ErrorCode::TIMEOUT, "{e:?}");
     assert!(
         start.elapsed() < Duration::from_millis(390),
         "{:?}",
@@ -1599,7 +1607,7 @@ async fn t2n_busy_declined_unexpected() {
     ] {
         let what = format!("{:?}::{:?}", req.service, req.method);
         let e = call(&client, req).await.unwrap_err();
-        assert_eq!((e.code, e.local), (code, false), "{what}: {e:?}");
+        assert_eq!((e.code(), e.is_local()), (code, false), "{what}: {e:?}");
         observe("t2n_busy_declined_unexpected", format!("{what}: {e:?}"));
     }
     // tchan does not retry on its own: each reached node once.
@@ -1819,7 +1827,7 @@ async fn t2n_node_drain() {
         "tchan should stop starting calls after node's 0xffffffff declined"
     );
     let e = call(&client, raw("echo")).await.unwrap_err();
-    assert_eq!(e.code, ErrorCode::DECLINED, "{e:?}");
+    assert_eq!(e.code(), ErrorCode::DECLINED, "{e:?}");
     observe("t2n_node_drain", format!("call after the notice: {e:?}"));
     let r = slow.await.unwrap().expect("the call in flight completes");
     assert!(r.is_ok());
@@ -1837,7 +1845,7 @@ async fn t2n_node_drain() {
     let (addr2, tap2) = Tap::start(node.addr).await;
     let client2 = connect(addr2).await;
     let e = call(&client2, raw("echo")).await.unwrap_err();
-    assert_eq!(e.code, ErrorCode::DECLINED, "{e:?}");
+    assert_eq!(e.code(), ErrorCode::DECLINED, "{e:?}");
     observe("t2n_node_drain", format!("call on a new connection: {e:?}"));
     let errs = error_frames(&tap2.conn(0).s2c());
     assert!(errs.iter().any(|e| e.id == NO_MESSAGE_ID), "{errs:?}");

@@ -21,7 +21,7 @@ async fn calls_are_counted_and_timed_on_both_sides() {
         Ok(Response::app_error(Bytes::new(), "no"))
     });
     srv.register("svc", "busy", |_req: Request| async move {
-        Err(tchan::transport::handler_error(ErrorCode::BUSY, "full"))
+        Err(tchan::Error::new(ErrorCode::BUSY, "full"))
     });
     let addr = srv.listen("127.0.0.1:0").await.unwrap();
     let client = Channel::new("client").connect(addr).await.unwrap();
@@ -34,7 +34,7 @@ async fn calls_are_counted_and_timed_on_both_sides() {
         .call(CallRequest::new("svc", "busy"))
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::BUSY);
+    assert_eq!(e.code(), ErrorCode::BUSY);
     tokio::time::sleep(Duration::from_millis(20)).await;
 
     let snap = snapshotter.snapshot().into_vec();

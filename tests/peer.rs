@@ -20,7 +20,7 @@ use tchan::peer::{
     Backoff, BreakerConfig, BreakerState, BudgetConfig, CallPolicy, Classifier, Connector,
     PeerFile, PeerPool, PoolConfig, StaticPeers, Stop, Strategy,
 };
-use tchan::transport::{Body, handler_error};
+use tchan::transport::Body;
 use tchan::{CallRequest, CallResponse, Channel, ChannelConfig, Client, Error, Request, Response};
 
 use proxy::{Fault, Proxy};
@@ -94,7 +94,7 @@ async fn serve(st: Server, req: Request) -> tchan::transport::HandlerResult {
     let arg3 = req.arg3.into_bytes().await?;
     match mode {
         Mode::Ok => Ok(Response::ok(name, arg3)),
-        Mode::Fail(code) => Err(handler_error(code, "told to fail")),
+        Mode::Fail(code) => Err(tchan::Error::new(code, "told to fail")),
         Mode::AppError => Ok(Response::app_error(name, "app error")),
         Mode::Sleep(d) => {
             tokio::time::sleep(d).await;
@@ -102,13 +102,13 @@ async fn serve(st: Server, req: Request) -> tchan::transport::HandlerResult {
         }
         Mode::SleepFail(d, code) => {
             tokio::time::sleep(d).await;
-            Err(handler_error(code, "told to fail late"))
+            Err(tchan::Error::new(code, "told to fail late"))
         }
         Mode::FailMostly(every, code) => {
             if n.is_multiple_of(every) {
                 Ok(Response::ok(name, arg3))
             } else {
-                Err(handler_error(code, "told to fail mostly"))
+                Err(tchan::Error::new(code, "told to fail mostly"))
             }
         }
     }
@@ -118,7 +118,7 @@ async fn serve(st: Server, req: Request) -> tchan::transport::HandlerResult {
 fn who(r: &Result<CallResponse, Error>) -> String {
     match r {
         Ok(resp) => String::from_utf8_lossy(&resp.arg2).into_owned(),
-        Err(e) => format!("error {}", e.code.name()),
+        Err(e) => format!("error {}", e.code().name()),
     }
 }
 
@@ -191,11 +191,11 @@ impl Connector for Mem {
             let server = {
                 let mut peers = this.peers.lock().unwrap();
                 let Some(p) = peers.get_mut(&addr) else {
-                    return Err(Error::local(ErrorCode::NETWORK, "no such peer"));
+                    return Err(Error::new(ErrorCode::NETWORK, "no such peer"));
                 };
                 p.connects.push(tnow());
                 if !p.up {
-                    return Err(Error::local(ErrorCode::NETWORK, "connection refused"));
+                    return Err(Error::new(ErrorCode::NETWORK, "connection refused"));
                 }
                 p.channel.clone()
             };
@@ -301,14 +301,14 @@ async fn reconnects_back_off_exponentially() {
     f.mem.down("p0");
     let t0 = tnow();
     let e = f.pool.call(req()).await.unwrap_err();
-    assert_eq!(e.code, ErrorCode::NETWORK);
+    assert_eq!(e.code(), ErrorCode::NETWORK);
     let e = f.pool.call(req()).await.unwrap_err();
-    assert_eq!(e.code, ErrorCode::DECLINED, "{e:?}");
-    assert!(e.local);
+    assert_eq!(e.code(), ErrorCode::DECLINED, "{e:?}");
+    assert!(e.is_local());
     for wait in [100, 200, 400] {
         tokio::time::sleep(wait * MS).await;
         let e = f.pool.call(req()).await.unwrap_err();
-        assert_eq!(e.code, ErrorCode::NETWORK);
+        assert_eq!(e.code(), ErrorCode::NETWORK);
     }
     let at: Vec<u128> = f
         .mem
@@ -420,7 +420,7 @@ async fn peers_come_and_go_at_runtime() {
     }
     f.pool.set_peers(Vec::<String>::new());
     let e = f.pool.call(req()).await.unwrap_err();
-    assert_eq!(e.code, ErrorCode::DECLINED);
+    assert_eq!(e.code(), ErrorCode::DECLINED);
 }
 
 #[tokio::test(start_paused = true)]
@@ -630,7 +630,7 @@ async fn the_retry_rules() {
         match (want, mode) {
             (2, _) => assert_eq!(who(&res), "p1"),
             (_, Mode::AppError) => assert!(res.unwrap().is_application_error()),
-            (_, Mode::Fail(code)) => assert_eq!(res.unwrap_err().code, code),
+            (_, Mode::Fail(code)) => assert_eq!(res.unwrap_err().code(), code),
             _ => unreachable!(),
         }
     }
@@ -670,7 +670,7 @@ async fn connection_errors_are_retried_unless_re_forbids() {
     let mut r = req();
     r.options.set_retry_flags("n");
     let (r, st) = f.pool.call_with_stats(r).await;
-    assert_eq!(r.unwrap_err().code, ErrorCode::NETWORK);
+    assert_eq!(r.unwrap_err().code(), ErrorCode::NETWORK);
     assert_eq!((st.attempts, st.stop), (1, Some(Stop::NotRetryable)));
 }
 
@@ -680,7 +680,7 @@ async fn retries_avoid_peers_already_tried() {
     let f = fleet(&[Mode::Fail(ErrorCode::BUSY); 3], |_| {});
     for _ in 0..10 {
         let (r, st) = f.pool.call_with_stats(req()).await;
-        assert_eq!(r.unwrap_err().code, ErrorCode::BUSY);
+        assert_eq!(r.unwrap_err().code(), ErrorCode::BUSY);
         let mut peers = st.peers.clone();
         peers.sort();
         assert_eq!(peers, ["p0", "p1", "p2"]);
@@ -719,7 +719,7 @@ async fn each_attempt_gets_what_is_left_of_the_deadline() {
 
     // Without `t`, the timeout is final.
     let (res, st) = f.pool.call_with_stats(req()).await;
-    assert_eq!(res.unwrap_err().code, ErrorCode::TIMEOUT);
+    assert_eq!(res.unwrap_err().code(), ErrorCode::TIMEOUT);
     assert_eq!((st.attempts, st.stop), (1, Some(Stop::NotRetryable)));
 
     // A timeout that uses the whole deadline leaves nothing to retry with.
@@ -730,7 +730,7 @@ async fn each_attempt_gets_what_is_left_of_the_deadline() {
     r.options.set_retry_flags("ct");
     let t0 = tnow();
     let (res, st) = f.pool.call_with_stats(r).await;
-    assert_eq!(res.unwrap_err().code, ErrorCode::TIMEOUT);
+    assert_eq!(res.unwrap_err().code(), ErrorCode::TIMEOUT);
     assert_eq!((st.attempts, st.stop), (1, Some(Stop::NoTimeLeft)));
     assert_eq!(tnow() - t0, 1000 * MS);
 }
@@ -756,7 +756,7 @@ async fn retry_limits_and_streamed_bodies() {
         CallRequest::new("svc", "m").arg3(Body::from_stream(chunks))
     };
     let (r, st) = f.pool.call_with_stats(stream()).await;
-    assert_eq!(r.unwrap_err().code, ErrorCode::BUSY);
+    assert_eq!(r.unwrap_err().code(), ErrorCode::BUSY);
     assert_eq!((st.attempts, st.stop), (1, Some(Stop::BodyConsumed)));
     // ...but one that was never sent (the connect failed) can.
     let f = fleet(&[Mode::Ok, Mode::Ok], |c| {
@@ -824,7 +824,7 @@ async fn a_breaker_opens_fails_fast_probes_and_closes() {
     });
     for _ in 0..3 {
         let e = f.pool.call(req()).await.unwrap_err();
-        assert_eq!((e.code, e.local), (ErrorCode::UNEXPECTED, false));
+        assert_eq!((e.code(), e.is_local()), (ErrorCode::UNEXPECTED, false));
     }
     assert_eq!(f.pool.peer("p0").unwrap().breaker, BreakerState::Open);
     // Every peer open: declined at once, locally, with no attempt, and no
@@ -834,7 +834,7 @@ async fn a_breaker_opens_fails_fast_probes_and_closes() {
     r.options.set_retry_flags("ct");
     let (res, st) = f.pool.call_with_stats(r).await;
     let e = res.unwrap_err();
-    assert_eq!((e.code, e.local), (ErrorCode::DECLINED, true));
+    assert_eq!((e.code(), e.is_local()), (ErrorCode::DECLINED, true));
     assert_eq!((st.attempts, st.stop), (0, Some(Stop::NoPeerAvailable)));
     assert_eq!(tnow(), t0);
     assert_eq!(f.servers[0].calls(), 3);
@@ -1025,7 +1025,7 @@ async fn shedding_answers_busy_and_the_pool_goes_elsewhere() {
     let results = join_all(calls).await;
     let busy = results
         .iter()
-        .filter(|r| matches!(r, Err(e) if e.code == ErrorCode::BUSY && !e.local))
+        .filter(|r| matches!(r, Err(e) if e.code() == ErrorCode::BUSY && !e.is_local()))
         .count();
     assert_eq!((results.len() - busy, busy), (2, 3));
     assert_eq!(limit.in_flight(), 0);
@@ -1291,7 +1291,7 @@ async fn fault_all_peers_down() {
     while pool.peers().iter().any(|p| p.breaker != BreakerState::Open) {
         let e = pool.call(req()).await.unwrap_err();
         assert!(
-            e.code == ErrorCode::NETWORK || e.code == ErrorCode::DECLINED,
+            e.code() == ErrorCode::NETWORK || e.code() == ErrorCode::DECLINED,
             "{e:?}"
         );
         n += 1;
@@ -1314,7 +1314,7 @@ async fn fault_all_peers_down() {
     assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
     let declined = results
         .iter()
-        .filter(|r| matches!(r, Err(e) if e.code == ErrorCode::DECLINED && e.local))
+        .filter(|r| matches!(r, Err(e) if e.code() == ErrorCode::DECLINED && e.is_local()))
         .count();
     assert_eq!(declined, 2000);
     assert!(
@@ -1326,7 +1326,7 @@ async fn fault_all_peers_down() {
     // Still fast afterwards.
     let t1 = std::time::Instant::now();
     let e = pool.call(req()).await.unwrap_err();
-    assert_eq!(e.code, ErrorCode::DECLINED);
+    assert_eq!(e.code(), ErrorCode::DECLINED);
     assert!(t1.elapsed() < Duration::from_millis(500));
 }
 
@@ -1350,7 +1350,7 @@ async fn fault_a_retry_storm_stays_within_the_budget() {
     for _ in 0..10 {
         let results = join_all((0..50).map(|_| pool.call_with_stats(req()))).await;
         for (r, _) in &results {
-            assert_eq!(r.as_ref().unwrap_err().code, ErrorCode::BUSY);
+            assert_eq!(r.as_ref().unwrap_err().code(), ErrorCode::BUSY);
             outcomes += 1;
         }
     }

@@ -26,8 +26,7 @@ use tchan::frame::{
     TCHANNEL_VERSION, Tracing, TransportHeaders,
 };
 use tchan::proto::{
-    CallError, CloseReason, Connection, ConnectionConfig, Event, Keepalive, RequestHead,
-    RequestStart,
+    CloseReason, Connection, ConnectionConfig, Event, Keepalive, RequestHead, RequestStart,
 };
 use tokio_util::codec::Decoder;
 
@@ -446,8 +445,12 @@ fn close_kind(r: &CloseReason) -> &'static str {
     }
 }
 
-fn err_summary(e: &CallError) -> String {
-    format!("{}{}", e.code.name(), if e.local { " local" } else { "" })
+fn err_summary(e: &tchan::Error) -> String {
+    format!(
+        "{}{}",
+        e.code().name(),
+        if e.is_local() { " local" } else { "" }
+    )
 }
 
 /// One short string per event, for whole-sequence assertions.
@@ -528,7 +531,7 @@ enum Outcome {
         code: ResponseCode,
         args: Vec<Bytes>,
     },
-    Failed(CallError),
+    Failed(tchan::Error),
 }
 
 impl Outcome {
@@ -539,7 +542,7 @@ impl Outcome {
         }
     }
 
-    fn error(&self) -> &CallError {
+    fn error(&self) -> &tchan::Error {
         match self {
             Outcome::Failed(e) => e,
             Outcome::Response { .. } => panic!("expected a failure, got {self:?}"),
@@ -679,7 +682,7 @@ fn handshake_ok_and_peer_info() {
         .conn
         .send_request(now, head(now + ms(1000)), ARGS)
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::DECLINED);
+    assert_eq!(e.code(), ErrorCode::DECLINED);
     assert!(p.client.conn.ping().is_err());
     // [CONN-2] the acceptor says nothing before it has an init req.
     assert!(p.server.conn.poll_transmit().is_none());
@@ -855,7 +858,7 @@ fn initiator_rejects_bad_init_res() {
             .conn
             .send_request(now, head(now + ms(100)), ARGS)
             .unwrap_err();
-        assert_eq!(e.code, ErrorCode::NETWORK);
+        assert_eq!(e.code(), ErrorCode::NETWORK);
     }
     // Any frame other than init res (or an error) fails it too, with no id.
     let mut p = Pair::new(client_config(), server_config());
@@ -881,9 +884,9 @@ fn error_frame_during_handshake_fails_it_quietly() {
     let [Event::Closed(CloseReason::HandshakeFailed(e))] = &ev[..] else {
         panic!("{ev:?}")
     };
-    assert_eq!(e.code, ErrorCode::BUSY);
-    assert_eq!(e.message, "too many connections");
-    assert!(!e.local);
+    assert_eq!(e.code(), ErrorCode::BUSY);
+    assert_eq!(e.message(), "too many connections");
+    assert!(!e.is_local());
     // Closed without answering.
     assert!(p.capture(Client).is_empty());
 }
@@ -1257,7 +1260,7 @@ fn streamed_response_with_other_traffic_in_between() {
             format!("CallFailed({id}, unexpected)")
         ]
     );
-    assert_eq!(outcome(&ce, id).error().code, ErrorCode::UNEXPECTED);
+    assert_eq!(outcome(&ce, id).error().code(), ErrorCode::UNEXPECTED);
     p.assert_idle();
 }
 
@@ -1329,14 +1332,14 @@ fn deadline_under_one_ms_fails_locally() {
             .conn
             .send_request(now, head(deadline), ARGS)
             .unwrap_err();
-        assert_eq!(e.code, ErrorCode::TIMEOUT);
-        assert!(e.local);
+        assert_eq!(e.code(), ErrorCode::TIMEOUT);
+        assert!(e.is_local());
         let e = p
             .client
             .conn
             .start_request(now, head(deadline))
             .unwrap_err();
-        assert_eq!(e.code, ErrorCode::TIMEOUT);
+        assert_eq!(e.code(), ErrorCode::TIMEOUT);
     }
     // Nothing was sent and nothing is tracked.
     assert!(p.capture(Client).is_empty());
@@ -1435,8 +1438,8 @@ fn inbound_deadline_answers_timeout() {
     assert_eq!(errs[0].tracing, TRACING);
     // The caller gets the server's timeout.
     let e = outcome(&p.events(Client), id).error().clone();
-    assert_eq!(e.code, ErrorCode::TIMEOUT);
-    assert!(!e.local);
+    assert_eq!(e.code(), ErrorCode::TIMEOUT);
+    assert!(!e.is_local());
     // What the handler produces later is discarded.
     assert!(
         p.server
@@ -1757,8 +1760,8 @@ fn peer_draining_error_stops_new_calls_only() {
     let [Event::PeerDraining(e)] = &ev[..] else {
         panic!("{ev:?}")
     };
-    assert_eq!(e.code, ErrorCode::DECLINED);
-    assert!(!e.local);
+    assert_eq!(e.code(), ErrorCode::DECLINED);
+    assert!(!e.is_local());
     assert!(!p.client.conn.accepts_new_calls());
     assert!(p.client.conn.is_ready());
     let now = p.now;
@@ -1767,7 +1770,7 @@ fn peer_draining_error_stops_new_calls_only() {
         .conn
         .send_request(now, head(now + ms(100)), ARGS)
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::DECLINED);
+    assert_eq!(e.code(), ErrorCode::DECLINED);
     assert!(
         p.client
             .conn
@@ -1806,8 +1809,8 @@ fn peer_protocol_error_closes_and_fails_every_call_once() {
     assert_eq!(all.len(), 3);
     for id in &ids {
         let e = outcome(&ev, *id).error().clone();
-        assert_eq!(e.code, ErrorCode::NETWORK);
-        assert!(e.local);
+        assert_eq!(e.code(), ErrorCode::NETWORK);
+        assert!(e.is_local());
     }
     assert_eq!(
         summary(&ev)[3..],
@@ -1831,7 +1834,7 @@ fn peer_protocol_error_closes_and_fails_every_call_once() {
             .conn
             .send_request(now, head(now + ms(100)), ARGS)
             .unwrap_err()
-            .code,
+            .code(),
         ErrorCode::NETWORK
     );
     assert!(p.client.conn.ping().is_err());
@@ -1856,12 +1859,12 @@ fn protocol_error_for_a_call_fails_it_and_closes() {
     let ev = p.events(Client);
     let ea = outcome(&ev, a).error().clone();
     assert_eq!(
-        ea.code,
+        ea.code(),
         ErrorCode::PROTOCOL,
         "the call gets the error itself"
     );
-    assert!(!ea.local);
-    assert_eq!(outcome(&ev, b).error().code, ErrorCode::NETWORK);
+    assert!(!ea.is_local());
+    assert_eq!(outcome(&ev, b).error().code(), ErrorCode::NETWORK);
     assert_eq!(summary(&ev).last().unwrap(), "Closed(PeerProtocolError)");
 }
 
@@ -1940,8 +1943,8 @@ fn request_with_a_fourth_arg_is_a_protocol_error() {
     let out = p.capture(Client);
     assert_eq!(fsummary(&out), [format!("Error({a:#x}, protocol)")]);
     let ev = p.events(Client);
-    assert_eq!(outcome(&ev, a).error().code, ErrorCode::PROTOCOL);
-    assert_eq!(outcome(&ev, b).error().code, ErrorCode::NETWORK);
+    assert_eq!(outcome(&ev, a).error().code(), ErrorCode::PROTOCOL);
+    assert_eq!(outcome(&ev, b).error().code(), ErrorCode::NETWORK);
     assert_eq!(summary(&ev).last().unwrap(), "Closed(ProtocolError)");
 }
 
@@ -2026,7 +2029,7 @@ fn checksum_mismatch_is_bad_request_and_connection_stays_up() {
     assert!(!p.server.is_closed());
     p.deliver(Client, out);
     let e = outcome(&p.events(Client), id).error().clone();
-    assert_eq!((e.code, e.local), (ErrorCode::BAD_REQUEST, false));
+    assert_eq!((e.code(), e.is_local()), (ErrorCode::BAD_REQUEST, false));
     // Still usable.
     let ok = p.call(Client, 5000, ARGS);
     p.drive();
@@ -2050,8 +2053,8 @@ fn checksum_mismatch_is_bad_request_and_connection_stays_up() {
     };
     p.inject(Client, Frame::CallRes(r));
     let e = outcome(&p.events(Client), id).error().clone();
-    assert!(e.local);
-    assert!(e.message.contains("checksum"), "{e:?}");
+    assert!(e.is_local());
+    assert!(e.message().contains("checksum"), "{e:?}");
     assert!(!p.client.is_closed());
     assert!(
         p.capture(Client).is_empty(),
@@ -2167,7 +2170,7 @@ fn max_inbound_calls_answers_busy() {
         [format!("Error({c:#x}, busy)")]
     );
     let e = outcome(&p.events(Client), c).error().clone();
-    assert_eq!((e.code, e.local), (ErrorCode::BUSY, false));
+    assert_eq!((e.code(), e.is_local()), (ErrorCode::BUSY, false));
     // Once one finishes there is room again.
     p.respond(Server, a, b"");
     let d = p.call(Client, 1000, ARGS);
@@ -2200,7 +2203,7 @@ fn max_outbound_calls_fails_locally_with_busy() {
         .conn
         .send_request(now, head(now + ms(1000)), ARGS)
         .unwrap_err();
-    assert_eq!((e.code, e.local), (ErrorCode::BUSY, true));
+    assert_eq!((e.code(), e.is_local()), (ErrorCode::BUSY, true));
     p.drive();
     p.events(Server);
     p.respond(Server, a, b"");
@@ -2228,7 +2231,7 @@ fn max_inbound_bytes_answers_busy() {
         [format!("Error({b:#x}, busy)")]
     );
     let e = outcome(&p.events(Client), b).error().clone();
-    assert_eq!((e.code, e.local), (ErrorCode::BUSY, false));
+    assert_eq!((e.code(), e.is_local()), (ErrorCode::BUSY, false));
     // Bytes are released when a call finishes.
     p.respond(Server, a, b"");
     let c = p.call(Client, 5000, [b"", b"", &pattern(900, 3)]);
@@ -2265,7 +2268,7 @@ fn max_inbound_bytes_answers_busy() {
         [format!("Error({id:#x}, busy)")]
     );
     let e = outcome(&p.events(Client), id).error().clone();
-    assert_eq!((e.code, e.local), (ErrorCode::BUSY, false));
+    assert_eq!((e.code(), e.is_local()), (ErrorCode::BUSY, false));
     assert!(!p.server.is_closed());
     let ok = p.call(Client, 5000, ARGS);
     p.drive();
@@ -2296,7 +2299,7 @@ fn drain_declines_new_calls_and_closes_when_idle() {
         .conn
         .send_request(now, head(now + ms(100)), ARGS)
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::DECLINED);
+    assert_eq!(e.code(), ErrorCode::DECLINED);
     // (1) the peer is told with one error frame 0xffffffff declined.
     let out = p.capture(Server);
     assert_eq!(fsummary(&out), ["Error(0xffffffff, declined)"]);
@@ -2432,7 +2435,7 @@ fn close_now_fails_everything_exactly_once() {
     let all = outcomes(&ev);
     for id in [plain, partial, streaming] {
         assert_eq!(all[&id].len(), 1, "call {id}");
-        assert_eq!(all[&id][0].error().code, ErrorCode::NETWORK);
+        assert_eq!(all[&id][0].error().code(), ErrorCode::NETWORK);
     }
     assert_eq!(
         summary(&ev),
@@ -2477,7 +2480,7 @@ fn tombstones_are_bounded_in_number_and_age() {
     p.advance(ms(100));
     let ev = p.events(Client);
     for id in &ids {
-        assert_eq!(outcome(&ev, *id).error().code, ErrorCode::TIMEOUT);
+        assert_eq!(outcome(&ev, *id).error().code(), ErrorCode::TIMEOUT);
     }
     assert_eq!(
         p.client.conn.table_sizes(),
@@ -2576,7 +2579,7 @@ fn early_answer_drops_the_rest_of_the_request() {
     assert_eq!(fsummary(&out), [format!("Error({id:#x}, bad_request)")]);
     p.deliver(Client, out);
     let e = outcome(&p.events(Client), id).error().clone();
-    assert_eq!((e.code, e.local), (ErrorCode::BAD_REQUEST, false));
+    assert_eq!((e.code(), e.is_local()), (ErrorCode::BAD_REQUEST, false));
     p.advance(Duration::from_secs(5));
     p.assert_idle();
 }
@@ -2637,7 +2640,7 @@ fn drain_finishes_when_the_last_call_times_out() {
         ]
     );
     let ce = p.events(Client);
-    assert_eq!(outcome(&ce, id).error().code, ErrorCode::TIMEOUT);
+    assert_eq!(outcome(&ce, id).error().code(), ErrorCode::TIMEOUT);
     assert_eq!(summary(&ce).last().unwrap(), "Closed(Transport)");
     p.assert_idle();
 }

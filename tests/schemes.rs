@@ -30,7 +30,7 @@ async fn setup() -> (Channel, Client) {
         thrift::handler(|r: thrift::ThriftRequest| async move {
             match &r.body[..] {
                 b"exception" => Ok(thrift::Reply::Exception(r.headers, r.body)),
-                b"undeclared" => Err(tchan::transport::handler_error(
+                b"undeclared" => Err(tchan::Error::new(
                     ErrorCode::UNEXPECTED,
                     "undeclared exception",
                 )),
@@ -108,7 +108,7 @@ async fn json_round_trip_with_headers_and_app_errors() {
             )
             .await
             .unwrap_err();
-        assert_eq!(e.code, ErrorCode::BAD_REQUEST, "{arg2} {arg3}");
+        assert_eq!(e.code(), ErrorCode::BAD_REQUEST, "{arg2} {arg3}");
     }
 }
 
@@ -120,12 +120,12 @@ async fn an_endpoint_refuses_a_scheme_it_does_not_serve() {
         .call(CallRequest::new("svc", "echo_json").scheme("raw"))
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::BAD_REQUEST);
+    assert_eq!(e.code(), ErrorCode::BAD_REQUEST);
     let e = c
         .call(CallRequest::new("svc", "Echo::echo").scheme("json"))
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::BAD_REQUEST);
+    assert_eq!(e.code(), ErrorCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -163,12 +163,12 @@ async fn thrift_headers_results_and_exceptions() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code, ErrorCode::UNEXPECTED);
+    assert_eq!(e.code(), ErrorCode::UNEXPECTED);
     // [SCHEME-14] Unknown thrift method: bad request.
     let e = thrift::call(&c, "svc", "Echo::nope", &[], Bytes::new(), opts())
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::BAD_REQUEST);
+    assert_eq!(e.code(), ErrorCode::BAD_REQUEST);
 }
 
 #[test]
@@ -187,7 +187,7 @@ fn thrift_header_maps() {
     );
     for bad in [&b"\x00\x01\x00\x05k"[..], b"\x00\x00extra", b"\x00"] {
         let e = thrift::parse_headers(&Bytes::copy_from_slice(bad)).unwrap_err();
-        assert_eq!(e.code, ErrorCode::BAD_REQUEST);
+        assert_eq!(e.code(), ErrorCode::BAD_REQUEST);
     }
 }
 
@@ -223,7 +223,7 @@ async fn bad_header_sets_are_refused_before_sending() {
         .call(CallRequest::new("svc", "raw").header("a-key-longer-than-16", "v"))
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::BAD_REQUEST);
-    assert!(e.local);
+    assert_eq!(e.code(), ErrorCode::BAD_REQUEST);
+    assert!(e.is_local());
     assert_eq!(c.table_sizes().iter().sum::<usize>(), 0);
 }

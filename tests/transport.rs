@@ -42,12 +42,12 @@ async fn unknown_service_and_method_are_bad_requests() {
         .call(CallRequest::new("nope", "echo"))
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::BAD_REQUEST);
+    assert_eq!(e.code(), ErrorCode::BAD_REQUEST);
     let e = client
         .call(CallRequest::new("svc", "nope"))
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::BAD_REQUEST);
+    assert_eq!(e.code(), ErrorCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -335,7 +335,7 @@ async fn timeouts_reach_both_sides_and_the_connection_stays_usable() {
         .call(CallRequest::new("svc", "slow").timeout(Duration::from_millis(100)))
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::TIMEOUT);
+    assert_eq!(e.code(), ErrorCode::TIMEOUT);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(dropped.load(Ordering::SeqCst), "the handler was stopped");
     let r = client
@@ -400,7 +400,10 @@ async fn over_the_inbound_call_limit_a_call_is_answered_busy() {
         }
     };
     let (a, b, c) = tokio::join!(slow_call(), slow_call(), slow_call());
-    let codes: Vec<ErrorCode> = [a, b, c].into_iter().map(|r| r.unwrap_err().code).collect();
+    let codes: Vec<ErrorCode> = [a, b, c]
+        .into_iter()
+        .map(|r| r.unwrap_err().code())
+        .collect();
     assert_eq!(
         codes.iter().filter(|c| **c == ErrorCode::BUSY).count(),
         1,
@@ -442,7 +445,7 @@ async fn drain_finishes_calls_in_flight_and_declines_new_ones() {
         .call(CallRequest::new("svc", "echo"))
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::DECLINED);
+    assert_eq!(e.code(), ErrorCode::DECLINED);
     let done = in_flight.await.unwrap().unwrap();
     assert_eq!(&done.arg3[..], b"done");
     drain.await.unwrap();
@@ -503,7 +506,7 @@ async fn a_disconnect_in_the_middle_of_a_fragmented_message_cleans_up_both_sides
         .call(CallRequest::new("svc", "sink"))
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::NETWORK);
+    assert_eq!(e.code(), ErrorCode::NETWORK);
 }
 
 #[tokio::test]
@@ -528,7 +531,7 @@ async fn a_server_dying_mid_response_fails_the_call_once_with_network_error() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     back.close();
     let e = call.await.unwrap().unwrap_err();
-    assert_eq!(e.code, ErrorCode::NETWORK);
+    assert_eq!(e.code(), ErrorCode::NETWORK);
     client.closed().await;
     assert!(empty_tables(&client), "{:?}", client.table_sizes());
 }
@@ -682,7 +685,7 @@ async fn inbound_connections_beyond_the_limit_are_refused() {
     let a = cli.connect(addr).await.unwrap();
     let b = cli.connect(addr).await.unwrap();
     let e = cli.connect(addr).await.unwrap_err();
-    assert_eq!(e.code, ErrorCode::NETWORK);
+    assert_eq!(e.code(), ErrorCode::NETWORK);
     a.close();
     a.closed().await;
     for _ in 0..100 {

@@ -323,7 +323,7 @@ pub mod demo {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| {
-                tchan::transport::handler_error(
+                tchan::Error::new(
                     ErrorCode::BAD_REQUEST,
                     "sleep: arg3 must be a decimal number of milliseconds",
                 )
@@ -414,7 +414,7 @@ fn resolve_target(cmd: &str, to: &Target) -> Result<(Vec<String>, String, String
 }
 
 fn exit_for(e: &Error) -> u8 {
-    match e.code {
+    match e.code() {
         ErrorCode::TIMEOUT => 1,
         ErrorCode::CANCELLED => 2,
         ErrorCode::BUSY => 3,

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use super::backoff::Backoff;
 use super::window::Window;
+use crate::Error;
 use crate::frame::ErrorCode;
-use crate::proto::CallError;
 use crate::transport::CallResponse;
 
 /// What a call's result says about the peer's health.
@@ -45,7 +45,7 @@ pub enum Class {
 pub trait Classifier: Send + Sync + 'static {
     /// Classifies one attempt's result. A failed connect arrives as a local
     /// network error (0x07).
-    fn classify(&self, result: Result<&CallResponse, &CallError>) -> Class;
+    fn classify(&self, result: Result<&CallResponse, &Error>) -> Class;
 }
 
 /// The default classifier. Any response (application errors included) is a
@@ -56,10 +56,10 @@ pub trait Classifier: Send + Sync + 'static {
 pub struct DefaultClassifier;
 
 impl Classifier for DefaultClassifier {
-    fn classify(&self, result: Result<&CallResponse, &CallError>) -> Class {
+    fn classify(&self, result: Result<&CallResponse, &Error>) -> Class {
         match result {
             Ok(_) => Class::Success,
-            Err(e) => match e.code {
+            Err(e) => match e.code() {
                 ErrorCode::TIMEOUT
                 | ErrorCode::BUSY
                 | ErrorCode::NETWORK
@@ -596,7 +596,7 @@ mod tests {
             (ErrorCode::UNHEALTHY, Class::Ignore),
         ] {
             assert_eq!(
-                c.classify(Err(&CallError::remote(code, "x"))),
+                c.classify(Err(&Error::from_peer(code, "x"))),
                 want,
                 "{code}"
             );

@@ -29,8 +29,8 @@ use super::now;
 use super::retry::{self, Decision, MIN_ATTEMPT_TIME, RetryContext, Stop};
 use super::select::{Candidate, PeakEwma, Selector, Strategy, ramp_weight};
 use super::source::PeerSource;
+use crate::Error;
 use crate::frame::{ErrorCode, RetryFlags};
-use crate::proto::CallError;
 use crate::transport::{Body, CallRequest, CallResponse, Channel, Client};
 
 /// Opens connections for the pool. The default, [`TcpConnector`], is
@@ -38,11 +38,7 @@ use crate::transport::{Body, CallRequest, CallResponse, Channel, Client};
 /// add TLS or a proxy here.
 pub trait Connector: Send + Sync + 'static {
     /// Connects to `addr` (`host:port`) and finishes the handshake.
-    fn connect(
-        &self,
-        channel: &Channel,
-        addr: &str,
-    ) -> BoxFuture<'static, Result<Client, CallError>>;
+    fn connect(&self, channel: &Channel, addr: &str) -> BoxFuture<'static, Result<Client, Error>>;
 }
 
 /// Reuses a connection the peer opened to us when there is one
@@ -53,11 +49,7 @@ pub trait Connector: Send + Sync + 'static {
 pub struct TcpConnector;
 
 impl Connector for TcpConnector {
-    fn connect(
-        &self,
-        channel: &Channel,
-        addr: &str,
-    ) -> BoxFuture<'static, Result<Client, CallError>> {
+    fn connect(&self, channel: &Channel, addr: &str) -> BoxFuture<'static, Result<Client, Error>> {
         if let Some(client) = channel.inbound_client(addr.trim()) {
             return Box::pin(async move { Ok(client) });
         }
@@ -250,7 +242,7 @@ pub struct PeerStatus {
     pub times_recovered: u64,
 }
 
-type Connecting = Shared<BoxFuture<'static, Result<(u64, Client), CallError>>>;
+type Connecting = Shared<BoxFuture<'static, Result<(u64, Client), Error>>>;
 
 struct Conn {
     id: u64,
@@ -536,7 +528,7 @@ impl PeerPool {
 
     /// Makes a call on some peer, retrying as the pool's options and the
     /// call's `re` header allow. The pool allocates nothing per call.
-    pub async fn call(&self, req: CallRequest) -> Result<CallResponse, CallError> {
+    pub async fn call(&self, req: CallRequest) -> Result<CallResponse, Error> {
         self.call_inner(req, CallPolicy::default(), false).await.0
     }
 
@@ -545,7 +537,7 @@ impl PeerPool {
     pub async fn call_with_stats(
         &self,
         req: CallRequest,
-    ) -> (Result<CallResponse, CallError>, CallStats) {
+    ) -> (Result<CallResponse, Error>, CallStats) {
         self.call_inner(req, CallPolicy::default(), true).await
     }
 
@@ -554,7 +546,7 @@ impl PeerPool {
     pub async fn call_counting(
         &self,
         req: CallRequest,
-    ) -> (Result<CallResponse, CallError>, CallStats) {
+    ) -> (Result<CallResponse, Error>, CallStats) {
         self.call_inner(req, CallPolicy::default(), false).await
     }
 
@@ -570,7 +562,7 @@ impl PeerPool {
         &self,
         req: CallRequest,
         policy: CallPolicy,
-    ) -> (Result<CallResponse, CallError>, CallStats) {
+    ) -> (Result<CallResponse, Error>, CallStats) {
         self.call_inner(req, policy, true).await
     }
 
@@ -579,7 +571,7 @@ impl PeerPool {
         req: CallRequest,
         policy: CallPolicy,
         record_peers: bool,
-    ) -> (Result<CallResponse, CallError>, CallStats) {
+    ) -> (Result<CallResponse, Error>, CallStats) {
         let inner = &self.inner;
         let start = now();
         let deadline = start + req.options.timeout();
@@ -595,7 +587,7 @@ impl PeerPool {
         inner.counters.calls.fetch_add(1, Ordering::Relaxed);
         let mut stats = CallStats::default();
         let mut tried = Tried::default();
-        let mut last: Option<CallError> = None;
+        let mut last: Option<Error> = None;
         loop {
             let t = if stats.attempts == 0 { start } else { now() };
             let pick = match inner.pick(t, &tried, stats.attempts == 0) {
@@ -698,7 +690,7 @@ async fn attempt(
     stream_sent: &mut bool,
     t: Instant,
     ttl: Duration,
-) -> Result<CallResponse, CallError> {
+) -> Result<CallResponse, Error> {
     let Pick {
         mut guard,
         route,
@@ -727,7 +719,7 @@ async fn attempt(
                 }
                 Err(_) => {
                     // Nothing was sent: a connection error, safe to retry.
-                    let e = CallError::local(
+                    let e = Error::new(
                         ErrorCode::NETWORK,
                         format!("no connection to {addr} within the attempt's time"),
                     );
@@ -740,7 +732,7 @@ async fn attempt(
     let left = attempt_deadline.saturating_duration_since(sent);
     if left < MIN_ATTEMPT_TIME {
         guard.finish(Class::Ignore, None);
-        return Err(CallError::local(
+        return Err(Error::new(
             ErrorCode::TIMEOUT,
             "the deadline passed before the call could be sent",
         ));
@@ -748,7 +740,7 @@ async fn attempt(
     let result = if matches!(req.arg3, Body::Stream(_)) {
         if std::mem::replace(stream_sent, true) {
             guard.finish(Class::Ignore, None);
-            return Err(CallError::local(
+            return Err(Error::new(
                 ErrorCode::BAD_REQUEST,
                 "the streamed arg3 was already sent",
             ));
@@ -782,7 +774,7 @@ enum Route {
     /// Once this connect finishes.
     Wait(Connecting),
     /// Not at all: the pool's connection cap (local busy, retryable).
-    Refused(CallError),
+    Refused(Error),
 }
 
 struct Pick {
@@ -817,13 +809,13 @@ impl AttemptGuard {
         }
     }
 
-    fn finish_with(&mut self, result: Result<&CallResponse, &CallError>, rtt: Option<Duration>) {
+    fn finish_with(&mut self, result: Result<&CallResponse, &Error>, rtt: Option<Duration>) {
         self.finish_with_at(result, rtt, now());
     }
 
     fn finish_with_at(
         &mut self,
-        result: Result<&CallResponse, &CallError>,
+        result: Result<&CallResponse, &Error>,
         rtt: Option<Duration>,
         t: Instant,
     ) {
@@ -899,7 +891,7 @@ impl Inner {
     }
 
     /// Chooses a peer and a way to reach it, under the lock.
-    fn pick(self: &Arc<Self>, t: Instant, tried: &Tried, first: bool) -> Result<Pick, CallError> {
+    fn pick(self: &Arc<Self>, t: Instant, tried: &Tried, first: bool) -> Result<Pick, Error> {
         let cfg = &self.config;
         let mut guard = self.lock();
         let st = &mut *guard;
@@ -908,10 +900,7 @@ impl Inner {
             st.budget.deposit(t);
         }
         if st.peers.is_empty() {
-            return Err(CallError::local(
-                ErrorCode::DECLINED,
-                "the peer pool is empty",
-            ));
+            return Err(Error::new(ErrorCode::DECLINED, "the peer pool is empty"));
         }
         st.candidates.clear();
         st.index.clear();
@@ -961,7 +950,7 @@ impl Inner {
             } else {
                 "no peer can take a call now (circuit breakers open, reconnects backing off)"
             };
-            return Err(CallError::local(ErrorCode::DECLINED, why));
+            return Err(Error::new(ErrorCode::DECLINED, why));
         };
         let i = st.index[c];
 
@@ -1000,7 +989,7 @@ impl Inner {
         }
         let peer = &mut st.peers[i];
         let Some(admission) = peer.breaker.admit() else {
-            return Err(CallError::local(
+            return Err(Error::new(
                 ErrorCode::DECLINED,
                 "the chosen peer's circuit breaker is open",
             ));
@@ -1025,7 +1014,7 @@ impl Inner {
         } else if let Some(connecting) = &peer.connecting {
             Route::Wait(connecting.clone())
         } else {
-            Route::Refused(CallError::local(
+            Route::Refused(Error::new(
                 ErrorCode::BUSY,
                 "the pool's connection limit is reached",
             ))
@@ -1048,11 +1037,11 @@ impl Inner {
             // [POOL-13] every connect failure is a connection error (0x07).
             let res = match tokio::time::timeout(timeout, fut).await {
                 Ok(Ok(c)) => Ok(c),
-                Ok(Err(e)) => Err(CallError::local(
+                Ok(Err(e)) => Err(Error::new(
                     ErrorCode::NETWORK,
-                    format!("connect to {addr}: {}", e.message),
+                    format!("connect to {addr}: {}", e.message()),
                 )),
-                Err(_) => Err(CallError::local(
+                Err(_) => Err(Error::new(
                     ErrorCode::NETWORK,
                     format!("connect to {addr}: not connected within {timeout:?}"),
                 )),
@@ -1063,17 +1052,14 @@ impl Inner {
                     if let Ok(c) = &res {
                         c.close();
                     }
-                    Err(CallError::local(ErrorCode::NETWORK, "the pool is gone"))
+                    Err(Error::new(ErrorCode::NETWORK, "the pool is gone"))
                 }
             };
             let _ = tx.send(out);
         });
         async move {
             rx.await.unwrap_or_else(|_| {
-                Err(CallError::local(
-                    ErrorCode::NETWORK,
-                    "the connect was abandoned",
-                ))
+                Err(Error::new(ErrorCode::NETWORK, "the connect was abandoned"))
             })
         }
         .boxed()
@@ -1081,11 +1067,7 @@ impl Inner {
     }
 
     /// Installs a finished connect's result.
-    fn connected(
-        &self,
-        peer: u64,
-        res: Result<Client, CallError>,
-    ) -> Result<(u64, Client), CallError> {
+    fn connected(&self, peer: u64, res: Result<Client, Error>) -> Result<(u64, Client), Error> {
         let t = now();
         let mut guard = self.lock();
         let st = &mut *guard;
@@ -1096,7 +1078,7 @@ impl Inner {
             return match res {
                 Ok(c) => {
                     c.close();
-                    Err(CallError::local(
+                    Err(Error::new(
                         ErrorCode::NETWORK,
                         "the peer left the pool while connecting",
                     ))

@@ -21,19 +21,19 @@
 use std::time::{Duration, Instant};
 
 use super::budget::RetryBudget;
+use crate::Error;
 use crate::frame::{RetryFlags, RetryMeaning};
-use crate::proto::CallError;
 
 /// Less time than this left before the deadline and no attempt is made
 /// (TTL-2: tchan never sends a ttl of 0).
 pub const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(1);
 
 /// True when `error` may be retried under these `re` flags.
-pub fn is_retryable(error: &CallError, flags: RetryFlags, idempotent: bool) -> bool {
+pub fn is_retryable(error: &Error, flags: RetryFlags, idempotent: bool) -> bool {
     if flags.never {
         return false;
     }
-    match error.code.retry_meaning() {
+    match error.code().retry_meaning() {
         RetryMeaning::Always => true,
         RetryMeaning::IfTimeoutAllowed => flags.timeout,
         RetryMeaning::IfIdempotent => idempotent,
@@ -89,7 +89,7 @@ pub struct RetryContext {
 /// Decides whether the call is tried again after `error`; takes a token
 /// from `budget` when it is.
 pub fn decide(
-    error: &CallError,
+    error: &Error,
     ctx: &RetryContext,
     budget: &mut RetryBudget,
     now: Instant,
@@ -122,8 +122,8 @@ mod tests {
         RetryFlags::parse(re.map(str::as_bytes))
     }
 
-    fn remote(code: ErrorCode) -> CallError {
-        CallError::remote(code, "x")
+    fn remote(code: ErrorCode) -> Error {
+        Error::from_peer(code, "x")
     }
 
     #[test]
@@ -162,7 +162,7 @@ mod tests {
                 want,
                 "{code} re={re:?} idempotent={idem}"
             );
-            let local = CallError::local(code, "x");
+            let local = Error::new(code, "x");
             assert_eq!(is_retryable(&local, flags(re), idem), want, "local {code}");
         }
     }

@@ -35,12 +35,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::Error;
 use crate::frame::ErrorCode;
-use crate::proto::CallError;
-use crate::transport::{Handler, HandlerFuture, Request, handler_error};
+use crate::transport::{Handler, HandlerFuture, Request};
 
 fn busy(why: &'static str) -> HandlerFuture {
-    Box::pin(async move { Err::<_, CallError>(handler_error(ErrorCode::BUSY, why)) })
+    Box::pin(async move { Err::<_, Error>(Error::new(ErrorCode::BUSY, why)) })
 }
 
 /// A limit on calls in flight, shared by every handler it wraps.

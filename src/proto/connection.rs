@@ -28,12 +28,12 @@ use bytes::{Bytes, BytesMut};
 
 use super::config::ConnectionConfig;
 use super::event::{
-    CallError, CloseReason, Event, PeerInfo, RequestStart, ResponseStart, Whole, WholeRequest,
-    WholeResponse,
+    CloseReason, Event, PeerInfo, RequestStart, ResponseStart, Whole, WholeRequest, WholeResponse,
 };
 use super::table::{CallRef, CallTable};
 use super::timers::{Deadlines, Dir};
 use super::transmit::Transmit;
+use crate::Error;
 use crate::frame::{
     CallContinue, CallFragment, CallHead, CallReq, CallRes, Cancel, Checksum, ChecksumType,
     DecodeError, EncodeError, ErrorCode, ErrorFrame, Frame, FrameHeader, FrameSink, FrameType,
@@ -483,7 +483,8 @@ impl Connection {
                 format!("bad init res (id {}, version {})", init.id, init.version),
             ),
             Frame::Error(e) => {
-                let err = CallError::remote(e.code, String::from_utf8_lossy(&e.message));
+                let err =
+                    Error::from_peer(e.code, String::from_utf8_lossy(&e.message).into_owned());
                 self.close(CloseReason::HandshakeFailed(err));
             }
             other => self.fatal(
@@ -703,7 +704,7 @@ impl Connection {
                 self.remove_inbound(id);
                 self.events.push_back(Event::RequestAborted {
                     id,
-                    error: CallError::local(code, e.to_string()),
+                    error: Error::new(code, e.to_string()),
                 });
                 if code == ErrorCode::PROTOCOL {
                     return self.fatal(id, tracing, format!("bad request message: {e}"));
@@ -801,7 +802,7 @@ impl Connection {
         };
         self.events.push_back(Event::CallFailed {
             id,
-            error: CallError::local(code, format!("bad response: {e}")),
+            error: Error::new(code, format!("bad response: {e}")),
         });
         if protocol {
             self.fatal(id, tracing, format!("bad response message: {e}"));
@@ -831,7 +832,7 @@ impl Connection {
                 self.remove_outbound(f.id);
                 self.events.push_back(Event::CallFailed {
                     id: f.id,
-                    error: CallError::remote(f.code, message.clone()),
+                    error: Error::from_peer(f.code, message.clone()),
                 });
             }
             return self.close(CloseReason::PeerProtocolError(message));
@@ -840,14 +841,14 @@ impl Connection {
             // [CONN-12] no new calls on this connection.
             self.peer_draining = true;
             self.events
-                .push_back(Event::PeerDraining(CallError::remote(f.code, message)));
+                .push_back(Event::PeerDraining(Error::from_peer(f.code, message)));
             return;
         }
         if self.out_calls.contains(f.id) {
             self.remove_outbound(f.id);
             self.events.push_back(Event::CallFailed {
                 id: f.id,
-                error: CallError::remote(f.code, message),
+                error: Error::from_peer(f.code, message),
             });
         } else if self.pings.remove(&f.id) {
             // An error for one of our pings: nothing waits for it.
@@ -890,7 +891,7 @@ impl Connection {
                     }
                     self.events.push_back(Event::CallFailed {
                         id,
-                        error: CallError::local(ErrorCode::TIMEOUT, "deadline passed"),
+                        error: Error::new(ErrorCode::TIMEOUT, "deadline passed"),
                     });
                 }
                 Dir::In => self.abort_inbound(id, ErrorCode::TIMEOUT, "deadline passed", now),
@@ -928,26 +929,20 @@ impl Connection {
 // ===== application calls: requests =====
 
 impl Connection {
-    fn check_can_call(&self) -> Result<(), CallError> {
+    fn check_can_call(&self) -> Result<(), Error> {
         match self.state {
             State::Ready if !self.peer_draining => {}
-            State::Ready => return Err(CallError::local(ErrorCode::DECLINED, "peer is draining")),
+            State::Ready => return Err(Error::new(ErrorCode::DECLINED, "peer is draining")),
             State::Draining { .. } => {
-                return Err(CallError::local(ErrorCode::DECLINED, "connection draining"));
+                return Err(Error::new(ErrorCode::DECLINED, "connection draining"));
             }
-            State::Closed => return Err(CallError::local(ErrorCode::NETWORK, "connection closed")),
+            State::Closed => return Err(Error::new(ErrorCode::NETWORK, "connection closed")),
             _ => {
-                return Err(CallError::local(
-                    ErrorCode::DECLINED,
-                    "handshake not finished",
-                ));
+                return Err(Error::new(ErrorCode::DECLINED, "handshake not finished"));
             }
         }
         if self.out_calls.len() >= self.config.max_outbound_calls {
-            return Err(CallError::local(
-                ErrorCode::BUSY,
-                "too many calls in flight",
-            ));
+            return Err(Error::new(ErrorCode::BUSY, "too many calls in flight"));
         }
         Ok(())
     }
@@ -967,14 +962,14 @@ impl Connection {
         }
     }
 
-    fn ttl_ms(&self, now: Instant, deadline: Instant) -> Result<u32, CallError> {
+    fn ttl_ms(&self, now: Instant, deadline: Instant) -> Result<u32, Error> {
         let left = deadline
             .saturating_duration_since(now)
             .min(self.config.max_ttl);
         let ms = left.as_millis();
         if ms < 1 {
             // [TTL-2] never send a ttl of 0: fail locally.
-            return Err(CallError::local(
+            return Err(Error::new(
                 ErrorCode::TIMEOUT,
                 "less than 1 ms left before the deadline",
             ));
@@ -983,7 +978,7 @@ impl Connection {
     }
 
     /// The first frame's fields of a request, with the ttl left at `now`.
-    fn request_head(&self, now: Instant, head: RequestHead) -> Result<CallHead, CallError> {
+    fn request_head(&self, now: Instant, head: RequestHead) -> Result<CallHead, Error> {
         let ttl = self.ttl_ms(now, head.deadline)?;
         Ok(CallHead::Req(ReqHead {
             ttl,
@@ -1000,7 +995,7 @@ impl Connection {
         now: Instant,
         head: RequestHead,
         args: [&[u8]; 3],
-    ) -> Result<u32, CallError> {
+    ) -> Result<u32, Error> {
         self.send_request_with(now, head, args)
     }
 
@@ -1011,7 +1006,7 @@ impl Connection {
         now: Instant,
         head: RequestHead,
         args: [&Bytes; 3],
-    ) -> Result<u32, CallError> {
+    ) -> Result<u32, Error> {
         self.send_request_with(now, head, args)
     }
 
@@ -1020,7 +1015,7 @@ impl Connection {
         now: Instant,
         head: RequestHead,
         args: [A; 3],
-    ) -> Result<u32, CallError> {
+    ) -> Result<u32, Error> {
         self.check_can_call()?;
         let id = self.alloc_id();
         let (deadline, tracing, checksum) = (head.deadline, head.tracing, head.checksum);
@@ -1040,7 +1035,7 @@ impl Connection {
 
     /// Starts a request whose args will be written piece by piece with
     /// [`Connection::write_request`] and [`Connection::end_request_arg`].
-    pub fn start_request(&mut self, now: Instant, head: RequestHead) -> Result<u32, CallError> {
+    pub fn start_request(&mut self, now: Instant, head: RequestHead) -> Result<u32, Error> {
         self.check_can_call()?;
         let id = self.alloc_id();
         let (deadline, tracing, checksum) = (head.deadline, head.tracing, head.checksum);
@@ -1072,15 +1067,15 @@ impl Connection {
 
     /// Appends bytes to the current arg of a streamed request. Whole frames
     /// are queued; a partial frame is flushed so other calls can interleave.
-    pub fn write_request(&mut self, id: u32, data: &[u8]) -> Result<(), CallError> {
+    pub fn write_request(&mut self, id: u32, data: &[u8]) -> Result<(), Error> {
         let call = self
             .out_calls
             .get_mut(id)
-            .ok_or_else(|| CallError::local(ErrorCode::NETWORK, "call is no longer in flight"))?;
+            .ok_or_else(|| Error::new(ErrorCode::NETWORK, "call is no longer in flight"))?;
         let w = call
             .writer
             .as_mut()
-            .ok_or_else(|| CallError::local(ErrorCode::BAD_REQUEST, "request already sent"))?;
+            .ok_or_else(|| Error::new(ErrorCode::BAD_REQUEST, "request already sent"))?;
         w.write(self.transmit.buf(), data).map_err(encode_error)?;
         w.flush(self.transmit.buf());
         Ok(())
@@ -1088,15 +1083,15 @@ impl Connection {
 
     /// Ends the current arg of a streamed request; after the third the
     /// request is complete.
-    pub fn end_request_arg(&mut self, id: u32) -> Result<(), CallError> {
+    pub fn end_request_arg(&mut self, id: u32) -> Result<(), Error> {
         let call = self
             .out_calls
             .get_mut(id)
-            .ok_or_else(|| CallError::local(ErrorCode::NETWORK, "call is no longer in flight"))?;
+            .ok_or_else(|| Error::new(ErrorCode::NETWORK, "call is no longer in flight"))?;
         let w = call
             .writer
             .as_mut()
-            .ok_or_else(|| CallError::local(ErrorCode::BAD_REQUEST, "request already sent"))?;
+            .ok_or_else(|| Error::new(ErrorCode::BAD_REQUEST, "request already sent"))?;
         if w.end_arg(self.transmit.buf()).map_err(encode_error)? {
             call.writer = None;
         } else {
@@ -1141,9 +1136,9 @@ impl Connection {
     }
 
     /// Sends a ping; the answer arrives as [`Event::Pong`].
-    pub fn ping(&mut self) -> Result<u32, CallError> {
+    pub fn ping(&mut self) -> Result<u32, Error> {
         if !self.is_ready() {
-            return Err(CallError::local(ErrorCode::NETWORK, "connection not ready"));
+            return Err(Error::new(ErrorCode::NETWORK, "connection not ready"));
         }
         let id = self.alloc_id();
         self.pings.insert(id);
@@ -1155,10 +1150,10 @@ impl Connection {
 // ===== application calls: responses =====
 
 impl Connection {
-    fn inbound_writer(&mut self, id: u32) -> Result<&mut InCall, CallError> {
+    fn inbound_writer(&mut self, id: u32) -> Result<&mut InCall, Error> {
         self.in_calls
             .get_mut(id)
-            .ok_or_else(|| CallError::local(ErrorCode::CANCELLED, "request is no longer in flight"))
+            .ok_or_else(|| Error::new(ErrorCode::CANCELLED, "request is no longer in flight"))
     }
 
     fn response_head(call: &InCall, code: ResponseCode, headers: TransportHeaders) -> CallHead {
@@ -1177,7 +1172,7 @@ impl Connection {
         code: ResponseCode,
         headers: TransportHeaders,
         args: [&[u8]; 3],
-    ) -> Result<(), CallError> {
+    ) -> Result<(), Error> {
         self.send_response_with(id, code, headers, args)
     }
 
@@ -1189,7 +1184,7 @@ impl Connection {
         code: ResponseCode,
         headers: TransportHeaders,
         args: [&Bytes; 3],
-    ) -> Result<(), CallError> {
+    ) -> Result<(), Error> {
         self.send_response_with(id, code, headers, args)
     }
 
@@ -1199,10 +1194,10 @@ impl Connection {
         code: ResponseCode,
         headers: TransportHeaders,
         args: [A; 3],
-    ) -> Result<(), CallError> {
+    ) -> Result<(), Error> {
         let call = self.inbound_writer(id)?;
         if call.writer.is_some() {
-            return Err(CallError::local(
+            return Err(Error::new(
                 ErrorCode::BAD_REQUEST,
                 "response already started",
             ));
@@ -1229,10 +1224,10 @@ impl Connection {
         id: u32,
         code: ResponseCode,
         headers: TransportHeaders,
-    ) -> Result<(), CallError> {
+    ) -> Result<(), Error> {
         let call = self.inbound_writer(id)?;
         if call.writer.is_some() {
-            return Err(CallError::local(
+            return Err(Error::new(
                 ErrorCode::BAD_REQUEST,
                 "response already started",
             ));
@@ -1246,12 +1241,12 @@ impl Connection {
     }
 
     /// Appends bytes to the current arg of a streamed response.
-    pub fn write_response(&mut self, id: u32, data: &[u8]) -> Result<(), CallError> {
+    pub fn write_response(&mut self, id: u32, data: &[u8]) -> Result<(), Error> {
         let call = self.in_calls.get_mut(id).ok_or_else(gone)?;
         let w = call
             .writer
             .as_mut()
-            .ok_or_else(|| CallError::local(ErrorCode::BAD_REQUEST, "response not started"))?;
+            .ok_or_else(|| Error::new(ErrorCode::BAD_REQUEST, "response not started"))?;
         w.write(self.transmit.buf(), data).map_err(encode_error)?;
         w.flush(self.transmit.buf());
         Ok(())
@@ -1259,12 +1254,12 @@ impl Connection {
 
     /// Ends the current arg of a streamed response; after the third the call
     /// is finished.
-    pub fn end_response_arg(&mut self, id: u32) -> Result<(), CallError> {
+    pub fn end_response_arg(&mut self, id: u32) -> Result<(), Error> {
         let call = self.in_calls.get_mut(id).ok_or_else(gone)?;
         let w = call
             .writer
             .as_mut()
-            .ok_or_else(|| CallError::local(ErrorCode::BAD_REQUEST, "response not started"))?;
+            .ok_or_else(|| Error::new(ErrorCode::BAD_REQUEST, "response not started"))?;
         if w.end_arg(self.transmit.buf()).map_err(encode_error)? {
             self.finish_inbound(id);
         } else {
@@ -1276,7 +1271,7 @@ impl Connection {
 
     /// Answers a request with an error frame (also after part of a streamed
     /// response went out: the error frame ends it); the call is then finished.
-    pub fn send_error(&mut self, id: u32, code: ErrorCode, message: &str) -> Result<(), CallError> {
+    pub fn send_error(&mut self, id: u32, code: ErrorCode, message: &str) -> Result<(), Error> {
         let call = self.in_calls.get(id).ok_or_else(gone)?;
         let tracing = call.tracing;
         self.send_error_frame(id, code, tracing, message);
@@ -1355,13 +1350,13 @@ impl Connection {
         for id in self.out_calls.sorted_ids() {
             self.events.push_back(Event::CallFailed {
                 id,
-                error: CallError::local(ErrorCode::NETWORK, format!("connection closed: {why}")),
+                error: Error::new(ErrorCode::NETWORK, format!("connection closed: {why}")),
             });
         }
         for id in self.in_calls.sorted_ids() {
             self.events.push_back(Event::RequestAborted {
                 id,
-                error: CallError::local(ErrorCode::NETWORK, format!("connection closed: {why}")),
+                error: Error::new(ErrorCode::NETWORK, format!("connection closed: {why}")),
             });
         }
         self.out_calls.clear();
@@ -1407,7 +1402,7 @@ impl Connection {
         }
         self.events.push_back(Event::RequestAborted {
             id,
-            error: CallError::local(code, message),
+            error: Error::new(code, message.to_owned()),
         });
         self.maybe_drained();
     }
@@ -1502,17 +1497,17 @@ fn lift(payload: &Bytes, part: &[u8]) -> Bytes {
     payload.slice(start..start + part.len())
 }
 
-fn gone() -> CallError {
-    CallError::local(ErrorCode::CANCELLED, "request is no longer in flight")
+fn gone() -> Error {
+    Error::new(ErrorCode::CANCELLED, "request is no longer in flight")
 }
 
-fn encode_error(e: EncodeError) -> CallError {
+fn encode_error(e: EncodeError) -> Error {
     let code = match e {
         EncodeError::ZeroTtl => ErrorCode::TIMEOUT,
         EncodeError::FieldTooLong { field: "arg1", .. } => ErrorCode::PROTOCOL,
         _ => ErrorCode::BAD_REQUEST,
     };
-    CallError::local(code, e.to_string())
+    Error::new(code, e.to_string())
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::Error;
+
 use crate::frame::{
-    ChecksumType, ErrorCode, FrameChunks, InitHeaders, ResponseCode, Tracing, TransportHeaders,
+    ChecksumType, FrameChunks, InitHeaders, ResponseCode, Tracing, TransportHeaders,
 };
 
 /// The peer's init headers, once the handshake is done.
@@ -19,58 +21,6 @@ pub struct PeerInfo {
     /// All of the peer's init headers, in wire order.
     pub headers: InitHeaders,
 }
-
-/// How a call failed, as one wire error code and a message.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CallError {
-    /// The error code (from an error frame, or chosen locally).
-    pub code: ErrorCode,
-    /// A human-readable message.
-    pub message: String,
-    /// True when tchan decided this locally (for example a deadline that passed
-    /// before sending) rather than receiving it from the peer.
-    pub local: bool,
-}
-
-impl CallError {
-    /// An error decided on this side.
-    pub fn local(code: ErrorCode, message: impl Into<String>) -> CallError {
-        CallError {
-            code,
-            message: message.into(),
-            local: true,
-        }
-    }
-
-    /// An error the peer sent.
-    pub fn remote(code: ErrorCode, message: impl Into<String>) -> CallError {
-        CallError {
-            code,
-            message: message.into(),
-            local: false,
-        }
-    }
-}
-
-impl fmt::Debug for CallError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "CallError({}, {:?}{})",
-            self.code,
-            self.message,
-            if self.local { ", local" } else { "" }
-        )
-    }
-}
-
-impl fmt::Display for CallError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-impl std::error::Error for CallError {}
 
 /// The first frame of a request from the peer.
 #[derive(Debug, Clone)]
@@ -175,7 +125,7 @@ pub enum CloseReason {
     /// The handshake did not finish in time.
     HandshakeTimeout,
     /// The peer failed the handshake with an error frame.
-    HandshakeFailed(CallError),
+    HandshakeFailed(Error),
     /// Keepalive pings went unanswered.
     KeepaliveTimeout,
     /// The drain deadline passed with calls still in flight.
@@ -228,7 +178,7 @@ pub enum Event {
         /// The request's id.
         id: u32,
         /// Why.
-        error: CallError,
+        error: Error,
     },
     /// A response to one of our calls started.
     Response(ResponseStart),
@@ -247,7 +197,7 @@ pub enum Event {
         /// Our call's id.
         id: u32,
         /// What went wrong.
-        error: CallError,
+        error: Error,
     },
     /// A ping we sent was answered.
     Pong {
@@ -257,7 +207,7 @@ pub enum Event {
     /// The peer asked for no new calls on this connection (an error frame with
     /// id 0xffffffff and a code other than 0xff; node sends declined while it
     /// drains).
-    PeerDraining(CallError),
+    PeerDraining(Error),
     /// The connection is closed. Nothing else follows.
     Closed(CloseReason),
 }

@@ -17,7 +17,6 @@ mod transmit;
 pub use config::{ConnectionConfig, Keepalive};
 pub use connection::{Connection, RequestHead};
 pub use event::{
-    CallError, CloseReason, Event, PeerInfo, RequestStart, ResponseStart, Whole, WholeRequest,
-    WholeResponse,
+    CloseReason, Event, PeerInfo, RequestStart, ResponseStart, Whole, WholeRequest, WholeResponse,
 };
 pub use transmit::Transmit;

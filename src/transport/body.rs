@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 
-use crate::proto::CallError;
+use crate::Error;
 
 /// An argument (arg3, usually): whole bytes, or a stream of chunks so that a
 /// large argument never has to sit whole in memory.
@@ -21,7 +21,7 @@ pub enum Body {
     /// frames, not copied). [`Body::into_bytes`] joins them with one copy.
     Chunks(Vec<Bytes>),
     /// Chunks as they come.
-    Stream(Pin<Box<dyn Stream<Item = Result<Bytes, CallError>> + Send>>),
+    Stream(Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>),
 }
 
 impl Body {
@@ -31,13 +31,13 @@ impl Body {
     }
 
     /// A body streamed from any stream of chunks.
-    pub fn from_stream(s: impl Stream<Item = Result<Bytes, CallError>> + Send + 'static) -> Body {
+    pub fn from_stream(s: impl Stream<Item = Result<Bytes, Error>> + Send + 'static) -> Body {
         Body::Stream(Box::pin(s))
     }
 
     /// Reads the whole body as one contiguous buffer: as it is when it is
     /// one piece, otherwise copied once into a buffer.
-    pub async fn into_bytes(self) -> Result<Bytes, CallError> {
+    pub async fn into_bytes(self) -> Result<Bytes, Error> {
         match self {
             Body::Full(b) => Ok(b),
             Body::Chunks(chunks) => Ok(join(chunks)),
@@ -120,7 +120,7 @@ impl From<&'static str> for Body {
 struct StreamState {
     chunks: VecDeque<Bytes>,
     done: bool,
-    error: Option<CallError>,
+    error: Option<Error>,
     waker: Option<Waker>,
     receiver_gone: bool,
 }
@@ -172,7 +172,7 @@ impl ArgSender {
         self.with(|s| s.done = true);
     }
 
-    pub(crate) fn fail(&self, e: CallError) {
+    pub(crate) fn fail(&self, e: Error) {
         self.with(|s| {
             if !s.done {
                 s.error = Some(e);
@@ -183,7 +183,7 @@ impl ArgSender {
 }
 
 impl Stream for ArgStream {
-    type Item = Result<Bytes, CallError>;
+    type Item = Result<Bytes, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());

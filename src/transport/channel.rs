@@ -1,6 +1,5 @@
 //! The public entry point: a [`Channel`] listens, connects, and holds handlers.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -15,8 +14,9 @@ use super::client::Client;
 use super::driver::Driver;
 use super::handler::{Handler, Registry};
 use super::shared::{DriverConfig, Shared, now};
+use crate::Error;
 use crate::frame::ErrorCode;
-use crate::proto::{CallError, Connection, ConnectionConfig};
+use crate::proto::{Connection, ConnectionConfig};
 
 /// Options of a [`Channel`]; every limit has a default.
 #[derive(Debug, Clone)]
@@ -145,7 +145,7 @@ impl Channel {
 
     /// Listens on `addr` and serves every connection accepted. Returns the
     /// bound address (useful with port 0). Our `host_port` becomes that address.
-    pub async fn listen(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+    pub async fn listen(&self, addr: impl ToSocketAddrs) -> Result<SocketAddr, Error> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         {
@@ -226,7 +226,7 @@ impl Channel {
         peer: Option<SocketAddr>,
         config: &ChannelConfig,
         inbound: bool,
-        ready: Option<oneshot::Sender<Result<crate::proto::PeerInfo, CallError>>>,
+        ready: Option<oneshot::Sender<Result<crate::proto::PeerInfo, Error>>>,
     ) -> Arc<Shared>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -266,10 +266,10 @@ impl Channel {
     }
 
     /// Connects to a peer and finishes the handshake.
-    pub async fn connect(&self, addr: impl ToSocketAddrs) -> Result<Client, CallError> {
+    pub async fn connect(&self, addr: impl ToSocketAddrs) -> Result<Client, Error> {
         let sock = TcpStream::connect(addr)
             .await
-            .map_err(|e| CallError::local(ErrorCode::NETWORK, format!("connect: {e}")))?;
+            .map_err(|e| Error::new(ErrorCode::NETWORK, format!("connect: {e}")))?;
         let _ = sock.set_nodelay(true);
         let peer = sock.peer_addr().ok();
         self.connect_io(sock, peer).await
@@ -277,7 +277,7 @@ impl Channel {
 
     /// Runs the initiator side of a connection over any byte stream (for
     /// example `tokio::io::duplex` in tests) and finishes the handshake.
-    pub async fn connect_io<S>(&self, io: S, peer: Option<SocketAddr>) -> Result<Client, CallError>
+    pub async fn connect_io<S>(&self, io: S, peer: Option<SocketAddr>) -> Result<Client, Error>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -291,7 +291,7 @@ impl Channel {
                 caller: self.inner.name.clone(),
             }),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(CallError::local(ErrorCode::NETWORK, "connection closed")),
+            Err(_) => Err(Error::new(ErrorCode::NETWORK, "connection closed")),
         }
     }
 

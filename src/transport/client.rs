@@ -25,9 +25,10 @@ pub use super::outbound::{CallResponse, StreamingResponse};
 use super::shared::Outcome;
 use super::shared::{ConnState, Route, Shared, now};
 use super::space::SpaceWait;
+use crate::Error;
 pub use crate::frame::ArgScheme;
 use crate::frame::{ChecksumType, ErrorCode, RetryFlags, Tracing, TransportHeaders};
-use crate::proto::{CallError, PeerInfo, RequestHead};
+use crate::proto::{PeerInfo, RequestHead};
 
 /// Per-call options, each with a default. Set them with the builder methods
 /// of [`CallRequest`] (or the `set_` methods here).
@@ -379,7 +380,7 @@ impl Client {
     }
 
     /// Sends a ping and waits for the answer.
-    pub async fn ping(&self, timeout: Duration) -> Result<(), CallError> {
+    pub async fn ping(&self, timeout: Duration) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
         {
             let mut st = self.shared.lock();
@@ -389,8 +390,8 @@ impl Client {
         self.shared.driver.wake();
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(CallError::local(ErrorCode::NETWORK, "connection closed")),
-            Err(_) => Err(CallError::local(ErrorCode::TIMEOUT, "ping timed out")),
+            Ok(Err(_)) => Err(Error::new(ErrorCode::NETWORK, "connection closed")),
+            Err(_) => Err(Error::new(ErrorCode::TIMEOUT, "ping timed out")),
         }
     }
 
@@ -401,7 +402,7 @@ impl Client {
     pub fn call(
         &self,
         req: CallRequest,
-    ) -> impl Future<Output = Result<CallResponse, CallError>> + Send + '_ {
+    ) -> impl Future<Output = Result<CallResponse, Error>> + Send + '_ {
         Call::new(self, req, false, Outcome::into_response)
     }
 
@@ -411,7 +412,7 @@ impl Client {
     pub fn call_streaming(
         &self,
         req: CallRequest,
-    ) -> impl Future<Output = Result<StreamingResponse, CallError>> + Send + '_ {
+    ) -> impl Future<Output = Result<StreamingResponse, Error>> + Send + '_ {
         Call::new(self, req, true, Outcome::into_streaming)
     }
 
@@ -423,7 +424,7 @@ impl Client {
         &'a self,
         req: &'a CallRequest,
         timeout: Duration,
-    ) -> impl Future<Output = Result<CallResponse, CallError>> + Send + 'a {
+    ) -> impl Future<Output = Result<CallResponse, Error>> + Send + 'a {
         let state = match &req.arg3 {
             Body::Full(arg3) => CallState::StartRef(Parts::of(req), arg3, timeout),
             // Not a single buffer: the slow path, with a copy of the request.
@@ -460,7 +461,7 @@ impl Client {
         timeout: Duration,
         streaming: bool,
         waker: &Waker,
-    ) -> Option<Result<PendingCall<'_>, CallError>> {
+    ) -> Option<Result<PendingCall<'_>, Error>> {
         let start = now();
         let inherited = current_call();
         let deadline = call_deadline(start, timeout, inherited);
@@ -487,7 +488,7 @@ impl Client {
 
     /// The slow path: waits in line for room in the write queue, and writes a
     /// streamed arg3 chunk by chunk.
-    async fn send(&self, req: CallRequest, streaming: bool) -> Result<PendingCall<'_>, CallError> {
+    async fn send(&self, req: CallRequest, streaming: bool) -> Result<PendingCall<'_>, Error> {
         let start = now();
         let inherited = current_call();
         let deadline = call_deadline(start, req.options.timeout(), inherited);
@@ -542,7 +543,7 @@ impl Client {
         whole: Option<&Bytes>,
         inherited: Option<super::inbound::CallContext>,
         deadline: Instant,
-    ) -> Result<PendingCall<'_>, CallError> {
+    ) -> Result<PendingCall<'_>, Error> {
         let (method, arg2) = (req.method, req.arg2);
         let (head, metrics) =
             self.head(st, req.service, method, req.options, inherited, deadline)?;
@@ -589,15 +590,15 @@ impl Client {
     async fn stream_arg3(
         &self,
         call: &PendingCall<'_>,
-        mut s: std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, CallError>> + Send>>,
+        mut s: std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, Error>> + Send>>,
         deadline: Instant,
-    ) -> Result<(), CallError> {
+    ) -> Result<(), Error> {
         let id = {
             let mut st = self.shared.lock();
             st.waiters
                 .get(call.slot, call.generation)
                 .map(|w| w.id)
-                .ok_or_else(|| CallError::local(ErrorCode::NETWORK, "connection closed"))?
+                .ok_or_else(|| Error::new(ErrorCode::NETWORK, "connection closed"))?
         };
         while let Some(chunk) = s.next().await {
             let chunk = chunk?;
@@ -631,7 +632,7 @@ impl Client {
         o: &CallOptions,
         inherited: Option<super::inbound::CallContext>,
         deadline: Instant,
-    ) -> Result<(RequestHead, Option<Arc<CallMetrics>>), CallError> {
+    ) -> Result<(RequestHead, Option<Arc<CallMetrics>>), Error> {
         let caller: &str = o.caller().unwrap_or(&self.caller);
         let (headers, metrics) = if o.plain() {
             match st.routes.find(service, method, caller, &o.scheme) {
@@ -642,7 +643,7 @@ impl Client {
                 None => {
                     let headers =
                         TransportHeaders::strict([("cn", caller), ("as", o.scheme.as_str())])
-                            .map_err(|e| CallError::local(ErrorCode::BAD_REQUEST, e.to_string()))?;
+                            .map_err(|e| Error::new(ErrorCode::BAD_REQUEST, e.to_string()))?;
                     let metrics = self.metrics(st, service, method);
                     st.routes.insert(Route {
                         service: service.clone(),
@@ -670,7 +671,7 @@ impl Client {
                 pairs.push((k, v));
             }
             let headers = TransportHeaders::strict(pairs)
-                .map_err(|e| CallError::local(ErrorCode::BAD_REQUEST, e.to_string()))?;
+                .map_err(|e| Error::new(ErrorCode::BAD_REQUEST, e.to_string()))?;
             let metrics = self.shared.config.metrics.then(|| {
                 let label = self.shared.peer_label(&st.peer_host_port);
                 st.routes.metrics.get(true, service, method, || label)
@@ -722,11 +723,11 @@ impl Client {
 struct Call<'a, T> {
     client: &'a Client,
     streaming: bool,
-    convert: fn(Outcome) -> Result<T, CallError>,
+    convert: fn(Outcome) -> Result<T, Error>,
     state: CallState<'a>,
 }
 
-type SlowSend<'a> = Pin<Box<dyn Future<Output = Result<PendingCall<'a>, CallError>> + Send + 'a>>;
+type SlowSend<'a> = Pin<Box<dyn Future<Output = Result<PendingCall<'a>, Error>> + Send + 'a>>;
 
 enum CallState<'a> {
     Start(Option<CallRequest>),
@@ -741,7 +742,7 @@ impl<'a, T> Call<'a, T> {
         client: &'a Client,
         req: CallRequest,
         streaming: bool,
-        convert: fn(Outcome) -> Result<T, CallError>,
+        convert: fn(Outcome) -> Result<T, Error>,
     ) -> Call<'a, T> {
         Call {
             client,
@@ -756,7 +757,7 @@ impl<'a, T> Call<'a, T> {
 impl<T> Unpin for Call<'_, T> {}
 
 impl<'a, T> Future for Call<'a, T> {
-    type Output = Result<T, CallError>;
+    type Output = Result<T, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
@@ -837,7 +838,7 @@ impl<'a, T> Future for Call<'a, T> {
                     return Poll::Ready(outcome.and_then(this.convert));
                 }
                 CallState::Done => {
-                    return Poll::Ready(Err(CallError::local(
+                    return Poll::Ready(Err(Error::new(
                         ErrorCode::NETWORK,
                         "call polled after it finished",
                     )));
@@ -867,22 +868,19 @@ mod tower_impl {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
-    use super::{CallError, CallRequest, CallResponse, Client};
+    use super::{CallRequest, CallResponse, Client, Error};
     use crate::frame::ErrorCode;
 
     /// The client call path as a `tower::Service`, so tower layers (timeouts,
     /// retries, rate limits, ...) can wrap it.
     impl tower_service::Service<CallRequest> for Client {
         type Response = CallResponse;
-        type Error = CallError;
-        type Future = Pin<Box<dyn Future<Output = Result<CallResponse, CallError>> + Send>>;
+        type Error = Error;
+        type Future = Pin<Box<dyn Future<Output = Result<CallResponse, Error>> + Send>>;
 
-        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), CallError>> {
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
             if self.is_closed() {
-                Poll::Ready(Err(CallError::local(
-                    ErrorCode::NETWORK,
-                    "connection closed",
-                )))
+                Poll::Ready(Err(Error::new(ErrorCode::NETWORK, "connection closed")))
             } else {
                 Poll::Ready(Ok(()))
             }

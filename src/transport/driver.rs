@@ -25,9 +25,10 @@ use super::handler::Registry;
 use super::inbound::Dispatch;
 use super::outbound;
 use super::shared::{ConnState, Shared, now};
+use crate::Error;
 use crate::codec::FrameCodec;
 use crate::frame::ErrorCode;
-use crate::proto::{CallError, Event, Transmit, Whole};
+use crate::proto::{Event, Transmit, Whole};
 
 /// Smallest and largest read the driver asks the socket for.
 const MIN_READ: usize = 64 * 1024;
@@ -395,7 +396,7 @@ fn drain_events(
             Event::RequestContinue { id, chunks } => dispatch.on_continue(st, id, &chunks),
             Event::RequestCancelled { id } => dispatch.on_abort(
                 id,
-                CallError::remote(ErrorCode::CANCELLED, "cancelled by the caller"),
+                Error::from_peer(ErrorCode::CANCELLED, "cancelled by the caller"),
             ),
             Event::RequestAborted { id, error } => dispatch.on_abort(id, error),
             Event::Response(r) => outbound::on_response(st, r, now, wake),
@@ -413,8 +414,7 @@ fn drain_events(
             }
             Event::Closed(reason) => {
                 tracing::debug!(%reason, "connection closed");
-                let err =
-                    CallError::local(ErrorCode::NETWORK, format!("connection closed: {reason}"));
+                let err = Error::new(ErrorCode::NETWORK, format!("connection closed: {reason}"));
                 for tx in st.ready.drain(..) {
                     let _ = tx.send(Err(err.clone()));
                 }

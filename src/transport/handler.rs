@@ -12,8 +12,8 @@ use bytes::Bytes;
 
 use super::body::Body;
 use super::inbound::CallHandle;
+use crate::Error;
 use crate::frame::{ErrorCode, ResponseCode, Tracing, TransportHeaders};
-use crate::proto::CallError;
 
 /// A request as a handler sees it.
 #[derive(Debug)]
@@ -117,7 +117,7 @@ impl Response {
 }
 
 /// What a handler returns: a response, or an error frame with this code.
-pub type HandlerResult = Result<Response, CallError>;
+pub type HandlerResult = Result<Response, Error>;
 
 /// A boxed handler future, for handlers whose future type cannot be named.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send + 'static>>;
@@ -152,11 +152,6 @@ where
     }
 }
 
-/// A handler error: an error frame with `code`.
-pub fn handler_error(code: ErrorCode, message: impl Into<String>) -> CallError {
-    CallError::local(code, message)
-}
-
 // ===== slots: handler futures without an allocation per call =====
 
 /// Where one call's handler future lives while it runs. A connection keeps
@@ -185,7 +180,7 @@ impl<H: Handler> HandlerSlot for Slot<H> {
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<HandlerResult> {
         let Some(fut) = self.fut.as_mut().as_pin_mut() else {
-            return Poll::Ready(Err(CallError::local(
+            return Poll::Ready(Err(Error::new(
                 ErrorCode::UNEXPECTED,
                 "handler polled after it finished",
             )));

@@ -27,8 +27,9 @@ use super::handler::{HandlerResult, HandlerSlot, Lookup, Registry, Request, Slot
 use super::observe::CallMetrics;
 use super::shared::{ConnState, IdMap, Shared, same_bytes};
 use super::space::SpaceWait;
+use crate::Error;
 use crate::frame::{ArgChunk, ArgCollector, ErrorCode, FrameChunks, Tracing, TransportHeaders};
-use crate::proto::{CallError, RequestStart, WholeRequest};
+use crate::proto::{RequestStart, WholeRequest};
 
 // ===== the inbound call a handler's outbound calls inherit =====
 
@@ -420,7 +421,7 @@ impl Dispatch {
 
     /// A request ended without our answer (cancelled, expired, refused, or
     /// the connection closed): its handler's future is dropped.
-    pub(crate) fn on_abort(&mut self, id: u32, error: CallError) {
+    pub(crate) fn on_abort(&mut self, id: u32, error: Error) {
         match self.calls.remove(&id) {
             Some(Inbound::Running { task, body }) => {
                 if let Some(b) = body {
@@ -439,7 +440,7 @@ impl Dispatch {
     }
 
     /// The connection closed: every call is over.
-    pub(crate) fn on_closed(&mut self, error: &CallError) {
+    pub(crate) fn on_closed(&mut self, error: &Error) {
         for (_, call) in self.calls.drain() {
             match call {
                 Inbound::Running { body: Some(b), .. } | Inbound::Draining { body: b } => {
@@ -918,7 +919,7 @@ impl Dispatch {
         let resp = match result {
             Ok(r) => r,
             Err(e) => {
-                let _ = st.conn.send_error(id, e.code, &e.message);
+                let _ = st.conn.send_error(id, e.code(), e.message());
                 return;
             }
         };
@@ -969,9 +970,9 @@ impl Dispatch {
         if let Err(e) =
             st.conn
                 .send_response_shared(id, resp.code, headers, [&Bytes::new(), &resp.arg2, &arg3])
-            && e.code != ErrorCode::CANCELLED
+            && e.code() != ErrorCode::CANCELLED
         {
-            let _ = st.conn.send_error(id, ErrorCode::UNEXPECTED, &e.message);
+            let _ = st.conn.send_error(id, ErrorCode::UNEXPECTED, e.message());
         }
     }
 
@@ -981,7 +982,7 @@ impl Dispatch {
         &mut self,
         id: u32,
         task: u32,
-        stream: Pin<Box<dyn futures::Stream<Item = Result<Bytes, CallError>> + Send>>,
+        stream: Pin<Box<dyn futures::Stream<Item = Result<Bytes, Error>> + Send>>,
     ) {
         let fut = stream_response(self.shared.clone(), id, stream);
         // A streamed request body still arriving keeps its stream.
@@ -1014,7 +1015,7 @@ fn push_arg3(body: &ArgSender, chunks: &FrameChunks) {
 async fn stream_response(
     shared: Arc<Shared>,
     id: u32,
-    mut stream: Pin<Box<dyn futures::Stream<Item = Result<Bytes, CallError>> + Send>>,
+    mut stream: Pin<Box<dyn futures::Stream<Item = Result<Bytes, Error>> + Send>>,
 ) {
     loop {
         if SpaceWait::until_room(&shared).await.is_err() {
@@ -1029,7 +1030,7 @@ async fn stream_response(
                 }
             }
             Some(Err(e)) => {
-                let _ = st.conn.send_error(id, ErrorCode::UNEXPECTED, &e.message);
+                let _ = st.conn.send_error(id, ErrorCode::UNEXPECTED, e.message());
                 return;
             }
             None => {

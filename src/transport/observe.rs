@@ -17,8 +17,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use metrics::{Counter, Histogram, counter, histogram};
 
+use crate::Error;
 use crate::frame::ResponseCode;
-use crate::proto::CallError;
 
 /// Most (service, method) pairs cached per connection and direction; calls
 /// beyond it are recorded without caching.
@@ -72,14 +72,14 @@ impl CallMetrics {
     }
 
     /// Records a call's end.
-    pub(crate) fn done(&self, r: Result<ResponseCode, &CallError>, took: Duration) {
+    pub(crate) fn done(&self, r: Result<ResponseCode, &Error>, took: Duration) {
         match r {
             Ok(c) if c.is_ok() => self.success.increment(1),
             Ok(_) => self.app_errors.increment(1),
             Err(e) => {
                 // Rare: registered on the spot with the extra `type` label.
                 let [a, b, c] = self.labels.clone();
-                let labels = [a, b, c, ("type", e.code.name().to_string())];
+                let labels = [a, b, c, ("type", e.code().name().to_string())];
                 if self.outbound {
                     counter!("outbound.calls.system-errors", &labels).increment(1);
                 } else {

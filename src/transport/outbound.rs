@@ -18,13 +18,14 @@ use bytes::Bytes;
 use super::body::{Body, arg_stream};
 use super::observe::CallMetrics;
 use super::shared::{Assembly, ConnState, Outcome, Shared, WaitState, now};
+use crate::Error;
 use crate::frame::{
     ArgChunk, ArgCollector, ErrorCode, FrameChunks, ResponseCode, Tracing, TransportHeaders,
 };
-use crate::proto::{CallError, ResponseStart, WholeResponse};
+use crate::proto::{ResponseStart, WholeResponse};
 
 /// A response: success (code 0x00) or an application error (code 0x01),
-/// both carrying args. Transport failures are `Err(CallError)` instead.
+/// both carrying args. Transport failures are `Err(Error)` instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallResponse {
     /// 0x00 ok; anything else is an application error.
@@ -82,17 +83,14 @@ pub(crate) struct PendingCall<'a> {
 
 impl PendingCall<'_> {
     /// Records the call's end and turns the outcome into the caller's result.
-    fn finish(&self, outcome: Outcome) -> Result<Outcome, CallError> {
+    fn finish(&self, outcome: Outcome) -> Result<Outcome, Error> {
         let (code, at) = match &outcome {
             Outcome::Response { code, at, .. } | Outcome::Streaming { code, at, .. } => {
                 (Ok(*code), *at)
             }
             Outcome::Failed(e, at) => (Err(e), *at),
             Outcome::Taken => {
-                return Err(CallError::local(
-                    ErrorCode::NETWORK,
-                    "call already finished",
-                ));
+                return Err(Error::new(ErrorCode::NETWORK, "call already finished"));
             }
         };
         if let Some(m) = &self.metrics {
@@ -106,17 +104,14 @@ impl PendingCall<'_> {
 }
 
 impl Future for PendingCall<'_> {
-    type Output = Result<Outcome, CallError>;
+    type Output = Result<Outcome, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let mut st = this.shared.lock();
         let Some(w) = st.waiters.get(this.slot, this.generation) else {
             this.done = true;
-            return Poll::Ready(Err(CallError::local(
-                ErrorCode::NETWORK,
-                "connection closed",
-            )));
+            return Poll::Ready(Err(Error::new(ErrorCode::NETWORK, "connection closed")));
         };
         if let WaitState::Done(o) = &mut w.state {
             let outcome = std::mem::replace(o, Outcome::Taken);
@@ -336,7 +331,7 @@ pub(crate) fn on_response_continue(
 pub(crate) fn on_call_failed(
     st: &mut ConnState,
     id: u32,
-    error: CallError,
+    error: Error,
     at: Instant,
     wake: &mut Vec<Waker>,
 ) {
@@ -351,7 +346,7 @@ pub(crate) fn on_call_failed(
 }
 
 /// The connection closed: whoever still waits gets `error`.
-pub(crate) fn on_closed(st: &mut ConnState, error: &CallError, at: Instant, wake: &mut Vec<Waker>) {
+pub(crate) fn on_closed(st: &mut ConnState, error: &Error, at: Instant, wake: &mut Vec<Waker>) {
     let slots = st.waiters.drain_routed();
     for slot in slots {
         if let Some(w) = st.waiters.slots.get_mut(slot as usize) {
@@ -367,7 +362,7 @@ pub(crate) fn on_closed(st: &mut ConnState, error: &CallError, at: Instant, wake
 
 impl Outcome {
     /// The whole response (from `call`).
-    pub(crate) fn into_response(self) -> Result<CallResponse, CallError> {
+    pub(crate) fn into_response(self) -> Result<CallResponse, Error> {
         match self {
             Outcome::Response {
                 code,
@@ -383,7 +378,7 @@ impl Outcome {
                 arg2,
                 arg3,
             }),
-            _ => Err(CallError::local(
+            _ => Err(Error::new(
                 ErrorCode::UNEXPECTED,
                 "response delivered as a stream",
             )),
@@ -391,7 +386,7 @@ impl Outcome {
     }
 
     /// The streamed response (from `call_streaming`).
-    pub(crate) fn into_streaming(self) -> Result<StreamingResponse, CallError> {
+    pub(crate) fn into_streaming(self) -> Result<StreamingResponse, Error> {
         match self {
             Outcome::Streaming {
                 code,
@@ -407,7 +402,7 @@ impl Outcome {
                 arg2,
                 arg3: Body::Stream(Box::pin(body)),
             }),
-            _ => Err(CallError::local(
+            _ => Err(Error::new(
                 ErrorCode::UNEXPECTED,
                 "response delivered whole",
             )),

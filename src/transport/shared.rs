@@ -22,9 +22,10 @@ use tokio::sync::{Notify, oneshot};
 
 use super::body::ArgSender;
 use super::observe::MetricsCache;
+use crate::Error;
 use crate::frame::{ArgCollector, ArgScheme, ResponseCode, Tracing, TransportHeaders};
 use crate::proto::table::CallTable;
-use crate::proto::{CallError, CloseReason, Connection, PeerInfo};
+use crate::proto::{CloseReason, Connection, PeerInfo};
 
 /// Maps keyed by message ids (which the peer chooses, hence a seeded hasher).
 pub(crate) type IdMap<V> = foldhash::HashMap<u32, V>;
@@ -77,7 +78,7 @@ pub(crate) struct ConnState {
     /// application sends (never by anything the peer sent).
     pub(crate) routes: RouteCache,
     pub(crate) rng: SmallRng,
-    pub(crate) ready: Vec<oneshot::Sender<Result<PeerInfo, CallError>>>,
+    pub(crate) ready: Vec<oneshot::Sender<Result<PeerInfo, Error>>>,
     pub(crate) pongs: IdMap<oneshot::Sender<()>>,
     pub(crate) closed: Option<CloseReason>,
     /// The peer's `host_port` (the metrics' `peer` label source).
@@ -227,7 +228,7 @@ pub(crate) enum Outcome {
         body: super::body::ArgStream,
         at: Instant,
     },
-    Failed(CallError, Instant),
+    Failed(Error, Instant),
     /// Taken by the caller.
     Taken,
 }

@@ -11,8 +11,8 @@ use std::task::Poll;
 use std::time::Instant;
 
 use super::shared::{ConnState, Shared};
+use crate::Error;
 use crate::frame::ErrorCode;
-use crate::proto::CallError;
 
 /// A caller's place in the line (none until it has to wait).
 pub(crate) struct SpaceWait<'a> {
@@ -57,7 +57,7 @@ impl<'a> SpaceWait<'a> {
     }
 
     /// Waits (without the lock) for this caller's turn, up to `deadline`.
-    pub(crate) async fn wait(&mut self, deadline: Option<Instant>) -> Result<(), CallError> {
+    pub(crate) async fn wait(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let Some(ticket) = self.ticket else {
             return Ok(());
         };
@@ -79,7 +79,7 @@ impl<'a> SpaceWait<'a> {
                 let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(d));
                 tokio::select! {
                     () = turn => Ok(()),
-                    () = sleep => Err(CallError::local(
+                    () = sleep => Err(Error::new(
                         ErrorCode::TIMEOUT,
                         "write queue stayed full until the deadline",
                     )),
@@ -90,7 +90,7 @@ impl<'a> SpaceWait<'a> {
 
     /// Waits for room (no lock held on return) with no deadline: for writers
     /// of streamed args, whose call's deadline ends them anyway.
-    pub(crate) async fn until_room(shared: &'a Shared) -> Result<(), CallError> {
+    pub(crate) async fn until_room(shared: &'a Shared) -> Result<(), Error> {
         let mut w = SpaceWait::new(shared);
         loop {
             {
@@ -98,7 +98,7 @@ impl<'a> SpaceWait<'a> {
                 if w.may_go(&mut st) {
                     w.done(&mut st);
                     return match st.closed {
-                        Some(_) => Err(CallError::local(ErrorCode::NETWORK, "connection closed")),
+                        Some(_) => Err(Error::new(ErrorCode::NETWORK, "connection closed")),
                         None => Ok(()),
                     };
                 }
