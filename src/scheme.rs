@@ -1,12 +1,11 @@
 //! Arg schemes: how `json` and `thrift` calls use arg2 and arg3
 //! (spec/08-arg-schemes.md). `raw` needs nothing: its args are opaque.
 //!
-//! Handlers adapt a typed function into a [`crate::transport::Handler`]; the
+//! Handlers adapt a typed function into a [`crate::Handler`]; the
 //! client helpers build the matching requests. Thrift arg3 stays opaque bytes
 //! (a bare TBinaryProtocol struct): tchan frames it but does not generate code.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde_json::{Map, Value};
 
 use crate::Error;
 use crate::frame::{ErrorCode, ThriftHeaders};
@@ -30,14 +29,14 @@ fn expect_scheme(req: &Request, scheme: &str) -> Result<(), Error> {
 /// Checks the scheme and takes the request's whole arg3.
 async fn take_body(req: &mut Request, scheme: &str) -> Result<Bytes, Error> {
     expect_scheme(req, scheme)?;
-    std::mem::replace(&mut req.arg3, crate::Body::empty())
-        .into_bytes()
-        .await
+    req.take_arg3().into_bytes().await
 }
 
 /// The `json` scheme.
+#[cfg(feature = "json")]
 pub mod json {
     use super::*;
+    use serde_json::{Map, Value};
 
     /// Reads json arg2: an object of strings; empty or `null` means none.
     pub fn parse_headers(arg2: &[u8]) -> Result<Vec<(String, String)>, Error> {

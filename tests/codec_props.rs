@@ -509,11 +509,7 @@ proptest! {
         ).unwrap();
 
         let frames = decode_in_reads(&stream, &sizes);
-        let limits = ReassemblyLimits {
-            max_frames: u32::MAX,
-            max_message_bytes: u64::MAX,
-            ..ReassemblyLimits::default()
-        };
+        let limits = { let mut c = ReassemblyLimits::default(); c.set_max_frames(u32::MAX); c.set_max_message_bytes(u64::MAX); c };
         let mut r = Reassembler::new(limits);
         let mut args = ArgCollector::new();
         let request = matches!(head, CallHead::Req(_));
@@ -605,7 +601,7 @@ proptest! {
         }
         let frames = split_frames(&stream);
         prop_assert!(frames.iter().all(|f| f.encoded_len() <= max));
-        let limits = ReassemblyLimits { max_frames: u32::MAX, ..ReassemblyLimits::default() };
+        let limits = { let mut c = ReassemblyLimits::default(); c.set_max_frames(u32::MAX); c };
         let (got, r) = reassemble_with(Reassembler::new(limits), &frames).unwrap();
         prop_assert!(r.is_complete());
         prop_assert_eq!(got, want);

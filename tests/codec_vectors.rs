@@ -1788,9 +1788,10 @@ fn reassembly_response_chain_starts_from_zero() {
 #[test]
 fn reassembly_too_many_frames() {
     // [FRAG-12] more frames than allowed fails, even in lenient mode
-    let limits = ReassemblyLimits {
-        max_frames: 2,
-        ..ReassemblyLimits::default()
+    let limits = {
+        let mut c = ReassemblyLimits::default();
+        c.set_max_frames(2);
+        c
     };
     let frames = [
         call_req(0x01, ChecksumField::NONE, &[b"a"]),
@@ -1809,9 +1810,10 @@ fn reassembly_too_many_frames() {
 #[test]
 fn reassembly_too_many_bytes() {
     // [FRAG-11] more arg bytes than allowed fails (at the crossing frame), even in lenient mode
-    let limits = |max| ReassemblyLimits {
-        max_message_bytes: max,
-        ..ReassemblyLimits::default()
+    let limits = |max| {
+        let mut c = ReassemblyLimits::default();
+        c.set_max_message_bytes(max);
+        c
     };
     let frames = [call_req(
         0,
@@ -1944,9 +1946,10 @@ fn reassembly_bad_transport_headers() {
         reassemble(&frames).unwrap_err(),
         ReassemblyError::BadHeader(HeaderViolation::DuplicateKey(_))
     ));
-    let lenient_headers = ReassemblyLimits {
-        strict_headers: false,
-        ..ReassemblyLimits::default()
+    let lenient_headers = {
+        let mut c = ReassemblyLimits::default();
+        c.set_strict_headers(false);
+        c
     };
     let (args, r) = reassemble_with(Reassembler::new(lenient_headers), &frames).unwrap();
     assert_eq!(args.len(), 3);
@@ -2425,9 +2428,9 @@ fn reassembly_continue_frames_without_chunks() {
 #[test]
 fn reassembly_default_arg1_limit() {
     // [FRAG-10] the default arg1 limit is 16384
-    assert_eq!(ReassemblyLimits::default().max_arg1_len, 16384);
+    assert_eq!(ReassemblyLimits::default().max_arg1_len(), 16384);
     assert!(
-        ReassemblyLimits::default().strict_headers,
+        ReassemblyLimits::default().strict_headers(),
         "HDR-6 default strict"
     );
 }
@@ -2436,8 +2439,8 @@ fn reassembly_default_arg1_limit() {
 fn reassembly_default_limits_match_the_spec() {
     // [FRAG-11] default 256 MiB of arg bytes per message; [FRAG-12] default 65536 frames
     let l = ReassemblyLimits::default();
-    assert_eq!(l.max_message_bytes, 256 * 1024 * 1024);
-    assert_eq!(l.max_frames, 65536);
+    assert_eq!(l.max_message_bytes(), 256 * 1024 * 1024);
+    assert_eq!(l.max_frames(), 65536);
 }
 
 #[test]

@@ -5,11 +5,15 @@ use std::process::{Command, Stdio};
 
 use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
+// The decoder is CLI code (src/bin/tchan/inspect.rs); the tests compile it in.
+#[path = "../src/bin/tchan/inspect.rs"]
+#[allow(dead_code)]
+mod inspect;
+use inspect::{Outcome, decode_stream, parse_hex};
 use tchan::frame::{
     ArgChunks, CallContinue, CallReq, ChecksumField, ChecksumType, ErrorCode, ErrorFrame, Flags,
     Frame, Opaque, Ping, Tracing, TransportHeaders,
 };
-use tchan::inspect::{Outcome, decode_stream, parse_hex};
 
 fn run(stream: &[u8]) -> (Vec<Value>, Outcome) {
     let mut out = Vec::new();

@@ -9,6 +9,10 @@ use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 use tokio_util::codec::Decoder;
 
+// The decoder is CLI code (src/bin/tchan/inspect.rs); the tests compile it in.
+#[path = "../src/bin/tchan/inspect.rs"]
+#[allow(dead_code)]
+mod inspect;
 use tchan::codec::FrameCodec;
 use tchan::frame::{
     ArgCollector, CallFragment, CallHead, ChecksumType, Frame, MessageWriter, Reassembler,
@@ -356,9 +360,9 @@ fn our_fragmenter_writes_the_same_frames_as_node() {
     assert!(compared >= 80, "only {compared} messages compared");
 }
 
-fn decode_lines(stream: &[u8]) -> (Vec<Value>, tchan::inspect::Outcome) {
+fn decode_lines(stream: &[u8]) -> (Vec<Value>, inspect::Outcome) {
     let mut out = Vec::new();
-    let outcome = tchan::inspect::decode_stream(stream, None, &mut out).unwrap();
+    let outcome = inspect::decode_stream(stream, None, &mut out).unwrap();
     let lines = String::from_utf8(out)
         .unwrap()
         .lines()
@@ -379,7 +383,7 @@ fn tchan_decode_agrees_with_every_fixture() {
     // [CLI-1] [CLI-2] [CLI-3] output lines, their order and their fields
     for fx in fixtures() {
         let (lines, outcome) = decode_lines(&fx.stream);
-        assert_eq!(outcome, tchan::inspect::Outcome::Clean, "{}", fx.name);
+        assert_eq!(outcome, inspect::Outcome::Clean, "{}", fx.name);
         let frames = fx.json["frames"].as_array().unwrap();
         let frame_lines: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "frame").collect();
         assert_eq!(frame_lines.len(), frames.len());

@@ -3,6 +3,9 @@
 //! with a paused clock; then fault injection over loopback TCP through a
 //! proxy that delays, drops, resets and blackholes connections.
 
+// Measures wall time: the library's clock rule (clippy.toml) does not apply.
+#![allow(clippy::disallowed_methods)]
+
 #[path = "support/proxy.rs"]
 mod proxy;
 
@@ -13,14 +16,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::{BoxFuture, join_all};
+use tchan::Body;
 use tchan::frame::ErrorCode;
 use tchan::peer::breaker::Class;
-use tchan::peer::shed;
 use tchan::peer::{
     Backoff, BreakerConfig, BreakerState, BudgetConfig, CallPolicy, Classifier, Connector,
     PeerFile, PeerPool, PoolConfig, StaticPeers, Stop, Strategy,
 };
-use tchan::transport::Body;
+use tchan::server::shed;
 use tchan::{CallRequest, CallResponse, Channel, ChannelConfig, Client, Error, Request, Response};
 
 use proxy::{Fault, Proxy};
@@ -83,7 +86,7 @@ impl Server {
     }
 }
 
-async fn serve(st: Server, req: Request) -> tchan::transport::HandlerResult {
+async fn serve(st: Server, req: Request) -> tchan::server::HandlerResult {
     let n = st.calls.fetch_add(1, Ordering::SeqCst) as u32;
     st.ttls
         .lock()
@@ -225,12 +228,13 @@ fn quiet_breaker() -> BreakerConfig {
 }
 
 fn config(mem: &Mem) -> PoolConfig {
-    PoolConfig {
-        connector: Arc::new(mem.clone()),
-        seed: Some(7),
-        breaker: quiet_breaker(),
-        reconnect: Backoff::new(100 * MS, 1000 * MS).with_jitter(0.0),
-        ..PoolConfig::default()
+    {
+        let mut c = PoolConfig::default();
+        c.set_connector(Arc::new(mem.clone()));
+        c.set_seed(Some(7));
+        c.set_breaker(quiet_breaker());
+        c.set_reconnect(Backoff::new(100 * MS, 1000 * MS).with_jitter(0.0));
+        c
     }
 }
 
@@ -281,7 +285,9 @@ async fn lazy_connect_one_connection_per_peer() {
 #[tokio::test(start_paused = true)]
 async fn a_second_connection_when_the_first_is_busy() {
     // [POOL-9]
-    let f = fleet(&[Mode::Sleep(100 * MS)], |c| c.connections_per_peer = 2);
+    let f = fleet(&[Mode::Sleep(100 * MS)], |c| {
+        c.set_connections_per_peer(2).unwrap();
+    });
     assert!(f.pool.call(req()).await.is_ok());
     assert_eq!(f.pool.stats().connections, 1);
     let calls = (0..10).map(|_| f.pool.call(req()));
@@ -297,7 +303,9 @@ async fn a_second_connection_when_the_first_is_busy() {
 async fn reconnects_back_off_exponentially() {
     // [POOL-10] 100 ms, 200 ms, 400 ms with jitter 0; a peer waiting out its
     // backoff takes no call (the pool declines at once).
-    let f = fleet(&[Mode::Ok], |c| c.max_retries = 0);
+    let f = fleet(&[Mode::Ok], |c| {
+        c.set_max_retries(0);
+    });
     f.mem.down("p0");
     let t0 = tnow();
     let e = f.pool.call(req()).await.unwrap_err();
@@ -329,8 +337,8 @@ async fn reconnects_back_off_exponentially() {
 async fn the_connection_cap_closes_idle_connections() {
     // [POOL-11] three peers, room for two connections.
     let f = fleet(&[Mode::Ok, Mode::Ok, Mode::Ok], |c| {
-        c.max_connections = 2;
-        c.selection = Strategy::RoundRobin;
+        c.set_max_connections(2).unwrap();
+        c.set_selection(Strategy::RoundRobin);
     });
     for _ in 0..9 {
         assert!(f.pool.call(req()).await.is_ok());
@@ -360,15 +368,13 @@ async fn idle_connections_are_swept_and_the_sweeper_ends_with_the_pool() {
     let mem = Mem::default();
     let srv = Server::new("p0", Mode::Ok);
     mem.serve("p0", &srv);
-    let pool = PeerPool::new(
-        caller.clone(),
-        ["p0"],
-        PoolConfig {
-            idle_timeout: Some(Duration::from_secs(60)),
-            sweep_interval: Duration::from_secs(10),
-            ..config(&mem)
-        },
-    );
+    let pool = PeerPool::new(caller.clone(), ["p0"], {
+        let mut c = config(&mem);
+        c.set_idle_timeout(Some(Duration::from_secs(60)));
+        c.set_sweep_interval(Duration::from_secs(10))
+            .expect("valid");
+        c
+    });
     assert!(pool.call(req()).await.is_ok());
     assert_eq!(pool.stats().connections, 1);
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -485,7 +491,7 @@ async fn a_new_peer_ramps_up() {
     // [POOL-6] under steady concurrent load, a peer added at runtime takes a
     // small share at first and an even share once ramped.
     let f = fleet(&[Mode::Sleep(50 * MS), Mode::Sleep(50 * MS)], |c| {
-        c.ramp_up = Duration::from_secs(4);
+        c.set_ramp_up(Duration::from_secs(4));
     });
     f.pool.set_peers(["p0"]);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -527,7 +533,7 @@ async fn peak_ewma_avoids_a_slow_peer() {
     // [POOL-5] calls one at a time: calls in flight cannot tell the peers
     // apart, latency can.
     let f = fleet(&[Mode::Sleep(50 * MS), Mode::Sleep(MS)], |c| {
-        c.selection = Strategy::PeakEwma;
+        c.set_selection(Strategy::PeakEwma);
     });
     for _ in 0..100 {
         assert!(f.pool.call(req()).await.is_ok());
@@ -575,7 +581,7 @@ async fn p2c_sends_fewer_calls_to_a_loaded_peer() {
 // === retries ===
 
 /// Two peers: p0 in `mode`, p1 fine; round robin starts on p0.
-async fn sleepy(req: Request) -> tchan::transport::HandlerResult {
+async fn sleepy(req: Request) -> tchan::server::HandlerResult {
     tokio::time::sleep(100 * MS).await;
     Ok(Response::ok(Bytes::new(), req.arg3.into_bytes().await?))
 }
@@ -585,7 +591,9 @@ async fn first_fails(
     re: Option<&str>,
     idempotent: bool,
 ) -> (Result<CallResponse, Error>, u32) {
-    let f = fleet(&[mode, Mode::Ok], |c| c.selection = Strategy::RoundRobin);
+    let f = fleet(&[mode, Mode::Ok], |c| {
+        c.set_selection(Strategy::RoundRobin);
+    });
     let mut r = req();
     if let Some(re) = re {
         r.options.set_retry_flags(re);
@@ -641,7 +649,7 @@ async fn connection_errors_are_retried_unless_re_forbids() {
     // [POOL-14] [POOL-13] a peer that refuses connections, or drops one in
     // the middle of a call.
     let f = fleet(&[Mode::Ok, Mode::Ok], |c| {
-        c.selection = Strategy::RoundRobin
+        c.set_selection(Strategy::RoundRobin);
     });
     f.mem.down("p0");
     let (r, st) = f.pool.call_with_stats(req()).await;
@@ -649,7 +657,7 @@ async fn connection_errors_are_retried_unless_re_forbids() {
     assert_eq!(st.peers, ["p0", "p1"]);
 
     let f = fleet(&[Mode::Sleep(Duration::from_secs(1)), Mode::Ok], |c| {
-        c.selection = Strategy::RoundRobin
+        c.set_selection(Strategy::RoundRobin);
     });
     let pool = f.pool.clone();
     let call = tokio::spawn(async move {
@@ -664,7 +672,7 @@ async fn connection_errors_are_retried_unless_re_forbids() {
     assert_eq!(st.attempts, 2);
 
     let f = fleet(&[Mode::Ok, Mode::Ok], |c| {
-        c.selection = Strategy::RoundRobin
+        c.set_selection(Strategy::RoundRobin);
     });
     f.mem.down("p0");
     let mut r = req();
@@ -693,7 +701,9 @@ async fn each_attempt_gets_what_is_left_of_the_deadline() {
     // [POOL-16] p0 answers busy after 400 ms of a 1 s call: p1 gets 600 ms.
     let f = fleet(
         &[Mode::SleepFail(400 * MS, ErrorCode::BUSY), Mode::Ok],
-        |c| c.selection = Strategy::RoundRobin,
+        |c| {
+            c.set_selection(Strategy::RoundRobin);
+        },
     );
     let t0 = tnow();
     assert_eq!(who(&f.pool.call(req()).await), "p1");
@@ -704,8 +714,8 @@ async fn each_attempt_gets_what_is_left_of_the_deadline() {
     // With a per-attempt timeout of 300 ms and `re: ct`, a peer that never
     // answers costs 300 ms, and the next attempt gets 300 ms too.
     let f = fleet(&[Mode::Sleep(Duration::from_secs(10)), Mode::Ok], |c| {
-        c.selection = Strategy::RoundRobin;
-        c.attempt_timeout = Some(300 * MS);
+        c.set_selection(Strategy::RoundRobin);
+        c.set_attempt_timeout(Some(300 * MS));
     });
     let mut r = req();
     r.options.set_retry_flags("ct");
@@ -724,7 +734,7 @@ async fn each_attempt_gets_what_is_left_of_the_deadline() {
 
     // A timeout that uses the whole deadline leaves nothing to retry with.
     let f = fleet(&[Mode::Sleep(Duration::from_secs(10)), Mode::Ok], |c| {
-        c.selection = Strategy::RoundRobin
+        c.set_selection(Strategy::RoundRobin);
     });
     let mut r = req();
     r.options.set_retry_flags("ct");
@@ -738,7 +748,9 @@ async fn each_attempt_gets_what_is_left_of_the_deadline() {
 #[tokio::test(start_paused = true)]
 async fn retry_limits_and_streamed_bodies() {
     // [POOL-17] [POOL-19]
-    let f = fleet(&[Mode::Fail(ErrorCode::BUSY); 3], |c| c.max_retries = 1);
+    let f = fleet(&[Mode::Fail(ErrorCode::BUSY); 3], |c| {
+        c.set_max_retries(1);
+    });
     let (_, st) = f.pool.call_with_stats(req()).await;
     assert_eq!((st.attempts, st.retries()), (2, 1));
     let one = CallPolicy {
@@ -760,7 +772,7 @@ async fn retry_limits_and_streamed_bodies() {
     assert_eq!((st.attempts, st.stop), (1, Some(Stop::BodyConsumed)));
     // ...but one that was never sent (the connect failed) can.
     let f = fleet(&[Mode::Ok, Mode::Ok], |c| {
-        c.selection = Strategy::RoundRobin
+        c.set_selection(Strategy::RoundRobin);
     });
     f.mem.down("p0");
     let (r, st) = f.pool.call_with_stats(stream()).await;
@@ -820,7 +832,7 @@ async fn a_breaker_opens_fails_fast_probes_and_closes() {
     let _second = tracing::Dispatch::new(Capture::default());
     let _guard = tracing::subscriber::set_default(capture.clone());
     let f = fleet(&[Mode::Fail(ErrorCode::UNEXPECTED)], |c| {
-        c.breaker = breaker(3)
+        c.set_breaker(breaker(3));
     });
     for _ in 0..3 {
         let e = f.pool.call(req()).await.unwrap_err();
@@ -867,9 +879,9 @@ async fn a_failing_probe_reopens_the_breaker() {
     // [POOL-22] [POOL-8] the open peer is skipped while the other takes
     // every call.
     let f = fleet(&[Mode::Fail(ErrorCode::BUSY), Mode::Ok], |c| {
-        c.breaker = breaker(2);
-        c.selection = Strategy::RoundRobin;
-        c.ramp_up = Duration::ZERO;
+        c.set_breaker(breaker(2));
+        c.set_selection(Strategy::RoundRobin);
+        c.set_ramp_up(Duration::ZERO);
     });
     // Busy is retried on p1, so every call succeeds; p0 opens after 2.
     for _ in 0..4 {
@@ -894,7 +906,7 @@ async fn a_failing_probe_reopens_the_breaker() {
 async fn a_low_success_rate_opens_the_breaker() {
     // [POOL-21] one success in three, never three failures in a row.
     let f = fleet(&[Mode::FailMostly(3, ErrorCode::UNEXPECTED)], |c| {
-        c.breaker = BreakerConfig {
+        c.set_breaker(BreakerConfig {
             consecutive_failures: 3,
             success_rate: Some(tchan::peer::SuccessRate {
                 min_success_rate: 0.5,
@@ -902,7 +914,7 @@ async fn a_low_success_rate_opens_the_breaker() {
                 min_calls: 10,
             }),
             ..breaker(3)
-        };
+        });
     });
     let mut n = 0;
     while f.pool.peer("p0").unwrap().breaker == BreakerState::Closed {
@@ -939,8 +951,8 @@ async fn the_classifier_is_pluggable() {
         Mode::Fail(ErrorCode::CANCELLED),
     ] {
         let f = fleet(&[mode], |c| {
-            c.breaker = breaker(3);
-            c.max_retries = 0;
+            c.set_breaker(breaker(3));
+            c.set_max_retries(0);
         });
         for _ in 0..10 {
             let _ = f.pool.call(req()).await;
@@ -953,8 +965,8 @@ async fn the_classifier_is_pluggable() {
     }
     for code in [ErrorCode::TIMEOUT, ErrorCode::BUSY, ErrorCode::UNEXPECTED] {
         let f = fleet(&[Mode::Fail(code)], |c| {
-            c.breaker = breaker(3);
-            c.max_retries = 0;
+            c.set_breaker(breaker(3));
+            c.set_max_retries(0);
         });
         for _ in 0..3 {
             let _ = f.pool.call(req()).await;
@@ -966,8 +978,8 @@ async fn the_classifier_is_pluggable() {
         );
     }
     let f = fleet(&[Mode::AppError], |c| {
-        c.breaker = breaker(3);
-        c.classifier = Arc::new(StrictClassifier);
+        c.set_breaker(breaker(3));
+        c.set_classifier(Arc::new(StrictClassifier));
     });
     for _ in 0..3 {
         assert!(f.pool.call(req()).await.unwrap().is_application_error());
@@ -980,11 +992,11 @@ async fn a_caller_that_gives_up_releases_its_peer() {
     // [POOL-27] the attempt's in-flight count and half-open probe slot come
     // back when the caller drops the call.
     let f = fleet(&[Mode::Fail(ErrorCode::BUSY)], |c| {
-        c.breaker = BreakerConfig {
+        c.set_breaker(BreakerConfig {
             probes: 1,
             ..breaker(1)
-        };
-        c.max_retries = 0;
+        });
+        c.set_max_retries(0);
     });
     let _ = f.pool.call(req()).await;
     tokio::time::sleep(100 * MS).await;
@@ -1042,8 +1054,8 @@ async fn shedding_answers_busy_and_the_pool_goes_elsewhere() {
 
     // Through a pool, a shedding peer's busy goes to another peer.
     let f = fleet(&[Mode::Ok], |c| {
-        c.selection = Strategy::RoundRobin;
-        c.ramp_up = Duration::ZERO;
+        c.set_selection(Strategy::RoundRobin);
+        c.set_ramp_up(Duration::ZERO);
     });
     let shedding = Server::new("shed", Mode::Ok);
     shedding
@@ -1066,11 +1078,12 @@ async fn tcp_peer(name: &str, mode: Mode) -> (Server, Proxy) {
 }
 
 fn tcp_pool(proxies: &[&Proxy], tweak: impl FnOnce(&mut PoolConfig)) -> PeerPool {
-    let mut cfg = PoolConfig {
-        seed: Some(11),
-        connect_timeout: Duration::from_millis(500),
-        reconnect: Backoff::new(20 * MS, 200 * MS),
-        ..PoolConfig::default()
+    let mut cfg = {
+        let mut c = PoolConfig::default();
+        c.set_seed(Some(11));
+        c.set_connect_timeout(Duration::from_millis(500));
+        c.set_reconnect(Backoff::new(20 * MS, 200 * MS));
+        c
     };
     tweak(&mut cfg);
     let addrs: Vec<String> = proxies.iter().map(|p| p.addr().to_string()).collect();
@@ -1165,12 +1178,12 @@ async fn fault_a_slow_peer() {
     let (s1, p1) = tcp_peer("p1", Mode::Ok).await;
     let (s2, p2) = tcp_peer("p2", Mode::Ok).await;
     let pool = tcp_pool(&[&p0, &p1, &p2], |c| {
-        c.attempt_timeout = Some(Duration::from_millis(100));
-        c.breaker = BreakerConfig {
+        c.set_attempt_timeout(Some(Duration::from_millis(100)));
+        c.set_breaker(BreakerConfig {
             consecutive_failures: 3,
             backoff: Backoff::new(Duration::from_secs(5), Duration::from_secs(5)),
             ..BreakerConfig::default()
-        };
+        });
     });
     // Warm up: one connection to each.
     for _ in 0..30 {
@@ -1207,15 +1220,15 @@ async fn fault_a_flapping_peer() {
     let (_s0, p0) = tcp_peer("p0", Mode::Ok).await;
     let (_s1, p1) = tcp_peer("p1", Mode::Ok).await;
     let pool = tcp_pool(&[&p0, &p1], |c| {
-        c.breaker = BreakerConfig {
+        c.set_breaker(BreakerConfig {
             consecutive_failures: 2,
             success_rate: None,
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_millis(200))
                 .with_jitter(0.0),
             probes: 2,
-        };
-        c.reconnect = Backoff::new(10 * MS, 40 * MS).with_jitter(0.0);
-        c.ramp_up = Duration::from_millis(100);
+        });
+        c.set_reconnect(Backoff::new(10 * MS, 40 * MS).with_jitter(0.0));
+        c.set_ramp_up(Duration::from_millis(100));
     });
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let tasks = load(&pool, 4, &stop, || {
@@ -1270,11 +1283,11 @@ async fn fault_all_peers_down() {
     let (_s1, p1) = tcp_peer("p1", Mode::Ok).await;
     let (_s2, p2) = tcp_peer("p2", Mode::Ok).await;
     let pool = tcp_pool(&[&p0, &p1, &p2], |c| {
-        c.breaker = BreakerConfig {
+        c.set_breaker(BreakerConfig {
             consecutive_failures: 3,
             backoff: Backoff::new(Duration::from_secs(10), Duration::from_secs(10)),
             ..BreakerConfig::default()
-        };
+        });
     });
     for _ in 0..10 {
         assert!(pool.call(req()).await.is_ok());
@@ -1338,13 +1351,13 @@ async fn fault_a_retry_storm_stays_within_the_budget() {
     let (s1, p1) = tcp_peer("p1", Mode::Fail(ErrorCode::BUSY)).await;
     let (s2, p2) = tcp_peer("p2", Mode::Fail(ErrorCode::BUSY)).await;
     let pool = tcp_pool(&[&p0, &p1, &p2], |c| {
-        c.breaker = BreakerConfig::disabled();
-        c.max_retries = 3;
-        c.retry_budget = BudgetConfig {
+        c.set_breaker(BreakerConfig::disabled());
+        c.set_max_retries(3);
+        c.set_retry_budget(BudgetConfig {
             window: Duration::from_secs(10),
             retry_ratio: 0.2,
             min_retries_per_sec: 1,
-        };
+        });
     });
     let mut outcomes = 0;
     for _ in 0..10 {
@@ -1372,12 +1385,14 @@ async fn fault_a_peer_that_never_answers_init() {
     p0.set(Fault::Blackhole);
     let (_s1, p1) = tcp_peer("p1", Mode::Ok).await;
     let mut cc = ChannelConfig::default();
-    cc.connection.handshake_timeout = Duration::from_millis(200);
-    let mut cfg = PoolConfig {
-        seed: Some(3),
-        selection: Strategy::RoundRobin,
-        reconnect: Backoff::new(Duration::from_secs(5), Duration::from_secs(5)),
-        ..PoolConfig::default()
+    cc.connection_mut()
+        .set_handshake_timeout(Duration::from_millis(200));
+    let mut cfg = {
+        let mut c = PoolConfig::default();
+        c.set_seed(Some(3));
+        c.set_selection(Strategy::RoundRobin);
+        c.set_reconnect(Backoff::new(Duration::from_secs(5), Duration::from_secs(5)));
+        c
     };
     let t0 = std::time::Instant::now();
     let pool = PeerPool::new(
@@ -1402,7 +1417,7 @@ async fn fault_a_peer_that_never_answers_init() {
     assert!(t1.elapsed() < Duration::from_millis(500));
 
     // The pool's own connect timeout applies when it is the shorter one.
-    cfg.connect_timeout = Duration::from_millis(100);
+    cfg.set_connect_timeout(Duration::from_millis(100));
     let pool = PeerPool::new(
         Channel::new("caller"),
         [p0.addr().to_string(), p1.addr().to_string()],

@@ -14,6 +14,9 @@
 //! Each test cites the spec requirements it checks (`spec/06-connections.md`,
 //! `spec/07-calls.md`, `spec/05-fragmentation.md`, ...).
 
+// Measures wall time: the library's clock rule (clippy.toml) does not apply.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -47,18 +50,20 @@ fn ms(n: u64) -> Duration {
 }
 
 fn client_config() -> ConnectionConfig {
-    ConnectionConfig {
-        host_port: "0.0.0.0:0".into(),
-        process_name: "test-client".into(),
-        ..ConnectionConfig::default()
+    {
+        let mut c = ConnectionConfig::default();
+        c.set_host_port("0.0.0.0:0");
+        c.set_process_name("test-client");
+        c
     }
 }
 
 fn server_config() -> ConnectionConfig {
-    ConnectionConfig {
-        host_port: "10.0.0.1:4040".into(),
-        process_name: "test-server".into(),
-        ..ConnectionConfig::default()
+    {
+        let mut c = ConnectionConfig::default();
+        c.set_host_port("10.0.0.1:4040");
+        c.set_process_name("test-server");
+        c
     }
 }
 
@@ -180,7 +185,7 @@ struct Side {
 
 impl Side {
     fn new(name: &'static str, conn: Connection) -> Side {
-        let codec = FrameCodec::with_max_frame_size(conn.config().max_frame_size);
+        let codec = FrameCodec::with_max_frame_size(conn.config().max_frame_size());
         Side {
             name,
             conn,
@@ -1062,9 +1067,10 @@ fn thousand_calls_answered_in_reverse_order() {
 // [CONN-13] [FRAG-14] [FRAG-15] [FRAG-19] [FRAME-5]
 #[test]
 fn interleaved_multi_frame_messages_both_ways() {
-    let small = |c: ConnectionConfig| ConnectionConfig {
-        max_frame_size: 256,
-        ..c
+    let small = |c: ConnectionConfig| {
+        let mut c = c;
+        c.set_max_frame_size(256).expect("valid");
+        c
     };
     let mut p = Pair::connected(small(client_config()), small(server_config()));
     let a3 = pattern(3000, 1);
@@ -1127,9 +1133,10 @@ fn interleaved_multi_frame_messages_both_ways() {
 #[test]
 fn streamed_request_with_other_traffic_in_between() {
     let mut p = Pair::connected(
-        ConnectionConfig {
-            max_frame_size: 1000,
-            ..client_config()
+        {
+            let mut c = client_config();
+            c.set_max_frame_size(1000).expect("valid");
+            c
         },
         server_config(),
     );
@@ -1188,13 +1195,11 @@ fn streamed_request_with_other_traffic_in_between() {
 // [CONN-13] [ERR-1] [FRAG-19]
 #[test]
 fn streamed_response_with_other_traffic_in_between() {
-    let mut p = Pair::connected(
-        client_config(),
-        ConnectionConfig {
-            max_frame_size: 1000,
-            ..server_config()
-        },
-    );
+    let mut p = Pair::connected(client_config(), {
+        let mut c = server_config();
+        c.set_max_frame_size(1000).expect("valid");
+        c
+    });
     let id = p.call(Client, 5000, ARGS);
     let other = p.call(Client, 5000, [b"other", b"", b""]);
     p.drive();
@@ -1412,13 +1417,11 @@ fn outbound_timeout_and_late_response_dropped() {
 // [TTL-4] [TTL-6] [ERR-2] [ERR-7] [TRACE-5]
 #[test]
 fn inbound_deadline_answers_timeout() {
-    let mut p = Pair::connected(
-        client_config(),
-        ConnectionConfig {
-            max_ttl: ms(50),
-            ..server_config()
-        },
-    );
+    let mut p = Pair::connected(client_config(), {
+        let mut c = server_config();
+        c.set_max_ttl(ms(50));
+        c
+    });
     let id = p.call(Client, 1000, ARGS);
     p.drive();
     let r = request(&p.events(Server), id);
@@ -1483,9 +1486,10 @@ fn inbound_ttl_zero_is_already_expired() {
 #[test]
 fn cancel_signals_handler_and_late_error_is_dropped() {
     let mut p = Pair::connected(
-        ConnectionConfig {
-            send_cancel: true,
-            ..client_config()
+        {
+            let mut c = client_config();
+            c.set_send_cancel(true);
+            c
         },
         server_config(),
     );
@@ -1536,9 +1540,10 @@ fn cancel_signals_handler_and_late_error_is_dropped() {
 #[test]
 fn cancel_after_response_started_is_ignored() {
     let mut p = Pair::connected(
-        ConnectionConfig {
-            send_cancel: true,
-            ..client_config()
+        {
+            let mut c = client_config();
+            c.set_send_cancel(true);
+            c
         },
         server_config(),
     );
@@ -1605,9 +1610,10 @@ fn send_cancel_off_sends_no_cancel() {
 #[test]
 fn timeout_with_send_cancel_sends_cancel_with_ttl_zero() {
     let mut p = Pair::connected(
-        ConnectionConfig {
-            send_cancel: true,
-            ..client_config()
+        {
+            let mut c = client_config();
+            c.set_send_cancel(true);
+            c
         },
         server_config(),
     );
@@ -1681,12 +1687,13 @@ fn ping_is_answered_automatically() {
 }
 
 fn keepalive(c: ConnectionConfig) -> ConnectionConfig {
-    ConnectionConfig {
-        keepalive: Some(Keepalive {
+    {
+        let mut c = c;
+        c.set_keepalive(Some(Keepalive {
             interval: Duration::from_secs(1),
             max_unanswered: 3,
-        }),
-        ..c
+        }));
+        c
     }
 }
 
@@ -2002,9 +2009,10 @@ fn checksum_mismatch_is_bad_request_and_connection_stays_up() {
     // A bad checksum in a later frame: the started handler is aborted, the
     // caller gets bad request, the remaining frames are dropped quietly.
     let mut p = Pair::connected(
-        ConnectionConfig {
-            max_frame_size: 256,
-            ..client_config()
+        {
+            let mut c = client_config();
+            c.set_max_frame_size(256).expect("valid");
+            c
         },
         server_config(),
     );
@@ -2144,13 +2152,11 @@ fn frames_for_unknown_calls_are_dropped_quietly() {
 // [ERR-7]
 #[test]
 fn max_inbound_calls_answers_busy() {
-    let mut p = Pair::connected(
-        client_config(),
-        ConnectionConfig {
-            max_inbound_calls: 2,
-            ..server_config()
-        },
-    );
+    let mut p = Pair::connected(client_config(), {
+        let mut c = server_config();
+        c.set_max_inbound_calls(2);
+        c
+    });
     let a = p.call(Client, 1000, ARGS);
     let b = p.call(Client, 1000, ARGS);
     let c = p.call(Client, 1000, ARGS);
@@ -2190,9 +2196,10 @@ fn max_inbound_calls_answers_busy() {
 #[test]
 fn max_outbound_calls_fails_locally_with_busy() {
     let mut p = Pair::connected(
-        ConnectionConfig {
-            max_outbound_calls: 1,
-            ..client_config()
+        {
+            let mut c = client_config();
+            c.set_max_outbound_calls(1);
+            c
         },
         server_config(),
     );
@@ -2215,9 +2222,10 @@ fn max_outbound_calls_fails_locally_with_busy() {
 // [ERR-7] [FRAG-11] [CONN-18]
 #[test]
 fn max_inbound_bytes_answers_busy() {
-    let limited = || ConnectionConfig {
-        max_inbound_bytes: 1000,
-        ..server_config()
+    let limited = || {
+        let mut c = server_config();
+        c.set_max_inbound_bytes(1000);
+        c
     };
     let mut p = Pair::connected(client_config(), limited());
     // Two 600-byte requests: the second would go over the budget and is
@@ -2248,9 +2256,10 @@ fn max_inbound_bytes_answers_busy() {
     // handler is aborted, the caller gets busy, the remaining frames are
     // dropped quietly, and the connection stays up.
     let mut p = Pair::connected(
-        ConnectionConfig {
-            max_frame_size: 256,
-            ..client_config()
+        {
+            let mut c = client_config();
+            c.set_max_frame_size(256).expect("valid");
+            c
         },
         limited(),
     );
@@ -2396,13 +2405,11 @@ fn drain_deadline_closes_and_fails_calls() {
 // [CONN-21]
 #[test]
 fn close_now_fails_everything_exactly_once() {
-    let mut p = Pair::connected(
-        client_config(),
-        ConnectionConfig {
-            max_frame_size: 200,
-            ..server_config()
-        },
-    );
+    let mut p = Pair::connected(client_config(), {
+        let mut c = server_config();
+        c.set_max_frame_size(200).expect("valid");
+        c
+    });
     let plain = p.call(Client, 5000, ARGS);
     let partial = p.call(Client, 5000, ARGS);
     let now = p.now;
@@ -2468,10 +2475,11 @@ fn close_now_fails_everything_exactly_once() {
 #[test]
 fn tombstones_are_bounded_in_number_and_age() {
     let mut p = Pair::connected(
-        ConnectionConfig {
-            max_tombstones: 3,
-            tombstone_ttl: Duration::from_secs(1),
-            ..client_config()
+        {
+            let mut c = client_config();
+            c.set_max_tombstones(3);
+            c.set_tombstone_ttl(Duration::from_secs(1));
+            c
         },
         server_config(),
     );
@@ -2510,13 +2518,11 @@ fn tombstones_are_bounded_in_number_and_age() {
 // [CSUM-12] [CSUM-14]
 #[test]
 fn response_uses_the_request_checksum_type() {
-    let mut p = Pair::connected(
-        client_config(),
-        ConnectionConfig {
-            max_frame_size: 200,
-            ..server_config()
-        },
-    );
+    let mut p = Pair::connected(client_config(), {
+        let mut c = server_config();
+        c.set_max_frame_size(200).expect("valid");
+        c
+    });
     for ty in [
         ChecksumType::NONE,
         ChecksumType::CRC32,
@@ -2553,9 +2559,10 @@ fn response_uses_the_request_checksum_type() {
 #[test]
 fn early_answer_drops_the_rest_of_the_request() {
     let mut p = Pair::connected(
-        ConnectionConfig {
-            max_frame_size: 256,
-            ..client_config()
+        {
+            let mut c = client_config();
+            c.set_max_frame_size(256).expect("valid");
+            c
         },
         server_config(),
     );
@@ -2667,7 +2674,7 @@ fn a_strict_reader_refuses_a_call_req_without_as_or_cn() {
     }
     // A lenient reader lets it through.
     let mut lenient = server_config();
-    lenient.reassembly.strict_headers = false;
+    lenient.reassembly_mut().set_strict_headers(false);
     let mut p = Pair::connected(client_config(), lenient);
     let Frame::CallReq(mut f) = call_req(6, 1000, 0, &ARGS) else {
         unreachable!()

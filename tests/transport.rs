@@ -1,13 +1,16 @@
 //! Tokio integration tests of the transport: client and server over loopback
 //! TCP and in-memory duplex streams.
 
+// Measures wall time: the library's clock rule (clippy.toml) does not apply.
+#![allow(clippy::disallowed_methods)]
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use tchan::frame::{ChecksumType, ErrorCode};
 use tchan::{CallOptions, CallRequest, Channel, Request, Response};
 
-async fn echo(req: Request) -> tchan::transport::HandlerResult {
+async fn echo(req: Request) -> tchan::server::HandlerResult {
     let arg3 = req.arg3.into_bytes().await?;
     Ok(Response::ok(req.arg2, arg3))
 }
@@ -83,7 +86,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures::StreamExt;
-use tchan::transport::{Body, HandlerResult};
+use tchan::{Body, server::HandlerResult};
 use tchan::{ChannelConfig, Client};
 
 /// Sets a flag when dropped: shows that a handler's future was dropped.
@@ -351,7 +354,7 @@ async fn timeouts_reach_both_sides_and_the_connection_stays_usable() {
 async fn cancel_both_ways() {
     // [CANCEL-1] [CANCEL-3] a caller that gives up sends cancel; the handler is stopped
     let mut config = ChannelConfig::default();
-    config.connection.send_cancel = true;
+    config.connection_mut().set_send_cancel(true);
     let srv = Channel::with_config("server", config.clone());
     let cli = Channel::with_config("client", config);
     let dropped = Arc::new(AtomicUsize::new(0));
@@ -388,7 +391,7 @@ async fn cancel_both_ways() {
 async fn over_the_inbound_call_limit_a_call_is_answered_busy() {
     // [ERR-7] busy beyond max calls in flight
     let mut config = ChannelConfig::default();
-    config.connection.max_inbound_calls = 2;
+    config.connection_mut().set_max_inbound_calls(2);
     let srv = Channel::with_config("server", config);
     srv.register("svc", "slow", slow);
     let (client, _back) = duplex_pair(&srv, &Channel::new("client")).await;
@@ -655,9 +658,10 @@ async fn a_client_that_does_not_listen_is_ephemeral() {
 async fn a_peer_that_stalls_inside_a_frame_is_disconnected() {
     // [FRAME-13] a partial frame may wait, but not forever: the read timeout closes it
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let config = ChannelConfig {
-        read_timeout: Duration::from_millis(200),
-        ..ChannelConfig::default()
+    let config = {
+        let mut c = ChannelConfig::default();
+        c.set_read_timeout(Duration::from_millis(200));
+        c
     };
     let srv = Channel::with_config("server", config);
     let addr = srv.listen("127.0.0.1:0").await.unwrap();
@@ -674,9 +678,10 @@ async fn a_peer_that_stalls_inside_a_frame_is_disconnected() {
 
 #[tokio::test]
 async fn inbound_connections_beyond_the_limit_are_refused() {
-    let config = ChannelConfig {
-        max_inbound_connections: 2,
-        ..ChannelConfig::default()
+    let config = {
+        let mut c = ChannelConfig::default();
+        c.set_max_inbound_connections(2);
+        c
     };
     let srv = Channel::with_config("server", config);
     srv.register("svc", "echo", echo);
@@ -725,10 +730,11 @@ async fn a_peer_that_never_reads_cannot_grow_our_buffers_and_is_disconnected() {
     // A raw peer: handshake, then a flood of pings whose answers it never reads.
     use tchan::frame::{Frame, Init, InitHeaders, Ping};
     use tokio::io::AsyncWriteExt;
-    let config = ChannelConfig {
-        max_write_queue: 1024,
-        read_timeout: Duration::from_secs(2),
-        ..ChannelConfig::default()
+    let config = {
+        let mut c = ChannelConfig::default();
+        c.set_max_write_queue(1024).expect("valid");
+        c.set_read_timeout(Duration::from_secs(2));
+        c
     };
     let srv = Channel::with_config("server", config);
     let (mut peer, ours) = tokio::io::duplex(8 * 1024);
@@ -806,9 +812,10 @@ async fn a_long_stream_whose_reads_never_end_on_a_frame_boundary_is_not_cut() {
     // than the timeout, is not disconnected (it was after 30 s before).
     use tchan::frame::{CallHead, MessageWriter, ReqHead, Tracing, TransportHeaders};
     use tokio::io::AsyncWriteExt;
-    let config = ChannelConfig {
-        read_timeout: Duration::from_secs(1),
-        ..ChannelConfig::default()
+    let config = {
+        let mut c = ChannelConfig::default();
+        c.set_read_timeout(Duration::from_secs(1));
+        c
     };
     let srv = Channel::with_config("server", config);
     srv.register("svc", "echo", echo);
@@ -874,9 +881,10 @@ async fn callers_waiting_for_write_queue_space_go_in_the_order_they_came() {
             Ok(Response::ok(Bytes::new(), Bytes::new()))
         }
     });
-    let config = ChannelConfig {
-        max_write_queue: 64 * 1024,
-        ..ChannelConfig::default()
+    let config = {
+        let mut c = ChannelConfig::default();
+        c.set_max_write_queue(64 * 1024).expect("valid");
+        c
     };
     let cli = Channel::with_config("client", config);
     // A small pipe: the client's writes block, its queue fills, callers wait.

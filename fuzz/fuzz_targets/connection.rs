@@ -30,16 +30,48 @@ use tokio_util::codec::Decoder;
 #[derive(Arbitrary, Debug)]
 enum Op {
     Advance(u16),
-    Call { side: bool, deadline_ms: u16, arg3: u16, checksum: u8 },
-    Respond { side: bool, pick: u16, arg3: u16, error: bool },
-    Cancel { side: bool, pick: u16 },
-    Deliver { side: bool, frames: u8 },
-    DropPending { side: bool },
-    Corrupt { side: bool, at: u16, byte: u8 },
-    Inject { side: bool, bytes: Vec<u8> },
-    Ping { side: bool },
-    Drain { side: bool, ms: u16 },
-    Close { side: bool },
+    Call {
+        side: bool,
+        deadline_ms: u16,
+        arg3: u16,
+        checksum: u8,
+    },
+    Respond {
+        side: bool,
+        pick: u16,
+        arg3: u16,
+        error: bool,
+    },
+    Cancel {
+        side: bool,
+        pick: u16,
+    },
+    Deliver {
+        side: bool,
+        frames: u8,
+    },
+    DropPending {
+        side: bool,
+    },
+    Corrupt {
+        side: bool,
+        at: u16,
+        byte: u8,
+    },
+    Inject {
+        side: bool,
+        bytes: Vec<u8>,
+    },
+    Ping {
+        side: bool,
+    },
+    Drain {
+        side: bool,
+        ms: u16,
+    },
+    Close {
+        side: bool,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -83,7 +115,10 @@ impl Side {
             // Every batch is made of whole frames.
             let mut check = b.clone();
             let mut codec = FrameCodec::new();
-            while let Some(_f) = codec.decode(&mut check).expect("we only write valid frames") {}
+            while let Some(_f) = codec
+                .decode(&mut check)
+                .expect("we only write valid frames")
+            {}
             assert!(check.is_empty(), "a transmit batch ended inside a frame");
             self.pending.extend_from_slice(&b);
         }
@@ -100,7 +135,10 @@ impl Side {
                     self.outcome(r.id, done);
                 }
                 Event::ResponseContinue { id, chunks } => {
-                    assert!(self.partial.contains(&id), "continue for a finished response");
+                    assert!(
+                        self.partial.contains(&id),
+                        "continue for a finished response"
+                    );
                     if chunks.message_complete() {
                         self.partial.remove(&id);
                         if let Some(o) = self.calls.get_mut(&id) {
@@ -127,7 +165,11 @@ impl Side {
 
     fn outcome(&mut self, id: u32, complete: bool) {
         let had = self.calls.get(&id).copied();
-        assert_eq!(had, Some(false), "response for call {id} with state {had:?}");
+        assert_eq!(
+            had,
+            Some(false),
+            "response for call {id} with state {had:?}"
+        );
         if complete {
             self.calls.insert(id, true);
         } else {
@@ -197,12 +239,14 @@ fn deliver(from: &mut Side, to: &mut Side, now: Instant, frames: usize) {
 fuzz_target!(|input: Input| {
     let start = Instant::now();
     let mut now = start;
-    let config = ConnectionConfig {
-        max_frame_size: usize::from(input.max_frame).clamp(512, 65535),
-        send_cancel: input.send_cancel,
-        max_inbound_calls: 64,
-        max_tombstones: 32,
-        ..ConnectionConfig::default()
+    let config = {
+        let mut c = ConnectionConfig::default();
+        c.set_max_frame_size(usize::from(input.max_frame).clamp(512, 65535))
+            .expect("valid");
+        c.set_send_cancel(input.send_cancel);
+        c.set_max_inbound_calls(64);
+        c.set_max_tombstones(32);
+        c
     };
     let mut sides = [
         Side::new(Connection::initiator(config.clone(), now)),
@@ -223,16 +267,32 @@ fuzz_target!(|input: Input| {
                     s.collect();
                 }
             }
-            Op::Call { side, deadline_ms, arg3, checksum } => {
+            Op::Call {
+                side,
+                deadline_ms,
+                arg3,
+                checksum,
+            } => {
                 let s = if pick(side) == 0 { &mut *x } else { &mut *y };
                 let body = vec![0x5a; usize::from(arg3) * 4];
-                if let Ok(id) = s.conn.send_request(now, head(now, deadline_ms, checksum), [b"m", b"", &body]) {
-                    assert!(!s.calls.contains_key(&id) || s.calls[&id], "id {id} reused while in flight");
+                if let Ok(id) =
+                    s.conn
+                        .send_request(now, head(now, deadline_ms, checksum), [b"m", b"", &body])
+                {
+                    assert!(
+                        !s.calls.contains_key(&id) || s.calls[&id],
+                        "id {id} reused while in flight"
+                    );
                     s.calls.insert(id, false);
                 }
                 s.collect();
             }
-            Op::Respond { side, pick: p, arg3, error } => {
+            Op::Respond {
+                side,
+                pick: p,
+                arg3,
+                error,
+            } => {
                 let s = if pick(side) == 0 { &mut *x } else { &mut *y };
                 if !s.inbound.is_empty() {
                     let id = s.inbound.remove(usize::from(p) % s.inbound.len());
@@ -241,14 +301,20 @@ fuzz_target!(|input: Input| {
                         s.conn.send_error(id, ErrorCode::BUSY, "busy")
                     } else {
                         let h = TransportHeaders::strict([("as", "raw")]).unwrap();
-                        s.conn.send_response(id, ResponseCode::OK, h, [b"", b"", &body])
+                        s.conn
+                            .send_response(id, ResponseCode::OK, h, [b"", b"", &body])
                     };
                 }
                 s.collect();
             }
             Op::Cancel { side, pick: p } => {
                 let s = if pick(side) == 0 { &mut *x } else { &mut *y };
-                let open: Vec<u32> = s.calls.iter().filter(|(_, d)| !**d).map(|(i, _)| *i).collect();
+                let open: Vec<u32> = s
+                    .calls
+                    .iter()
+                    .filter(|(_, d)| !**d)
+                    .map(|(i, _)| *i)
+                    .collect();
                 if !open.is_empty() {
                     let id = open[usize::from(p) % open.len()];
                     s.conn.cancel_call(now, id, "fuzz");
@@ -267,7 +333,11 @@ fuzz_target!(|input: Input| {
             }
             Op::DropPending { side } => {
                 // Lost bytes end a connection in real life: model a reset.
-                let (s, o) = if pick(side) == 0 { (&mut *x, &mut *y) } else { (&mut *y, &mut *x) };
+                let (s, o) = if pick(side) == 0 {
+                    (&mut *x, &mut *y)
+                } else {
+                    (&mut *y, &mut *x)
+                };
                 if !s.pending.is_empty() {
                     s.pending.clear();
                     s.conn.transport_closed("reset");
@@ -294,7 +364,8 @@ fuzz_target!(|input: Input| {
             }
             Op::Drain { side, ms } => {
                 let s = if pick(side) == 0 { &mut *x } else { &mut *y };
-                s.conn.drain(now, now + Duration::from_millis(u64::from(ms)));
+                s.conn
+                    .drain(now, now + Duration::from_millis(u64::from(ms)));
                 s.collect();
             }
             Op::Close { side } => {

@@ -194,11 +194,13 @@ fuzz_target!(|input: Input| {
     let out = decode_chunks(&mut FrameCodec::with_max_frame_size(max), [&dst[..]]);
     assert_eq!(out.error, None);
     assert!(out.rest.is_empty(), "writer left a partial frame");
-    let limits = ReassemblyLimits {
-        max_arg1_len: usize::MAX,
-        max_message_bytes: u64::MAX,
-        max_frames: u32::MAX,
-        strict_headers: true,
+    let limits = {
+        let mut c = ReassemblyLimits::default();
+        c.set_max_arg1_len(usize::MAX);
+        c.set_max_message_bytes(u64::MAX);
+        c.set_max_frames(u32::MAX);
+        c.set_strict_headers(true);
+        c
     };
     let mut r = Reassembler::new(limits);
     let mut collector = ArgCollector::new();

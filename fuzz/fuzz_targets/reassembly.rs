@@ -102,16 +102,32 @@ fn build(input: &Input) -> Vec<Built> {
     out
 }
 
+/// The limits a run uses, kept to check the reassembler against them.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_arg1_len: usize,
+    max_message_bytes: u64,
+    max_frames: u32,
+    strict_headers: bool,
+}
+
+impl Limits {
+    fn config(&self) -> ReassemblyLimits {
+        let mut c = ReassemblyLimits::default();
+        c.set_max_arg1_len(self.max_arg1_len)
+            .set_max_message_bytes(self.max_message_bytes)
+            .set_max_frames(self.max_frames)
+            .set_strict_headers(self.strict_headers);
+        c
+    }
+}
+
 /// Pushes every frame; returns the collected args if every push was Ok.
-fn run(
-    lenient: bool,
-    limits: ReassemblyLimits,
-    frames: &[Built],
-) -> Option<(Vec<Bytes>, Reassembler)> {
+fn run(lenient: bool, limits: Limits, frames: &[Built]) -> Option<(Vec<Bytes>, Reassembler)> {
     let mut r = if lenient {
-        Reassembler::lenient(limits)
+        Reassembler::lenient(limits.config())
     } else {
-        Reassembler::new(limits)
+        Reassembler::new(limits.config())
     };
     let mut collector = ArgCollector::new();
     let mut model: Option<Checksum> = None; // the running checksum of accepted frames
@@ -200,7 +216,7 @@ fn run(
 }
 
 fuzz_target!(|input: Input| {
-    let limits = ReassemblyLimits {
+    let limits = Limits {
         max_arg1_len: input
             .max_arg1_len
             .map_or(16 * 1024, |n| usize::from(n % 512)),

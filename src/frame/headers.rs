@@ -54,6 +54,8 @@ pub struct Headers<W: Width> {
     /// Known to follow the transport-header rules (built by `strict`), so
     /// writers need not check again.
     checked: bool,
+    /// A [`Headers::push_or_poison`] did not fit: the list must not be sent.
+    poisoned: bool,
     _w: PhantomData<W>,
 }
 
@@ -148,6 +150,11 @@ pub enum HeaderViolation {
         /// The limit.
         max: usize,
     },
+    /// A pair added by a builder (`CallRequest::header`,
+    /// `Response::with_header`) did not fit: a key or value over 255 bytes,
+    /// or over 255 pairs.
+    #[error("a header key or value is over 255 bytes, or there are over 255 headers")]
+    Unencodable,
     /// More headers than allowed.
     #[error("{count} headers, over the limit of {max}")]
     TooMany {
@@ -160,19 +167,20 @@ pub enum HeaderViolation {
 
 impl<W: Width> Default for Headers<W> {
     fn default() -> Self {
-        Headers {
-            raw: Bytes::new(),
-            count: 0,
-            checked: true,
-            _w: PhantomData,
-        }
+        Self::new()
     }
 }
 
 impl<W: Width> Headers<W> {
     /// An empty list.
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        Headers {
+            raw: Bytes::new(),
+            count: 0,
+            checked: true,
+            poisoned: false,
+            _w: PhantomData,
+        }
     }
 
     /// Builds a list from pairs, in the given order. Only the prefix widths are
@@ -203,6 +211,7 @@ impl<W: Width> Headers<W> {
             raw: raw.freeze(),
             count,
             checked: false,
+            poisoned: false,
             _w: PhantomData,
         })
     }
@@ -236,6 +245,7 @@ impl<W: Width> Headers<W> {
             raw,
             count,
             checked: false,
+            poisoned: false,
             _w: PhantomData,
         }
     }
@@ -272,6 +282,7 @@ impl<W: Width> Headers<W> {
             raw: r.slice(start..end),
             count,
             checked: false,
+            poisoned: false,
             _w: PhantomData,
         })
     }
@@ -291,6 +302,40 @@ impl<W: Width> Headers<W> {
             ));
         }
         Ok(h)
+    }
+
+    /// Appends a pair. Fails, leaving the list as it was, when the key or
+    /// the value does not fit its length prefix or the count would overflow.
+    pub fn push(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<(), EncodeError> {
+        let (k, v) = (key.as_ref(), value.as_ref());
+        if self.count >= W::MAX {
+            return Err(EncodeError::FieldTooLong {
+                field: "header count",
+                len: self.count + 1,
+                max: W::MAX,
+            });
+        }
+        let mut raw = BytesMut::with_capacity(self.raw.len() + 2 * W::BYTES + k.len() + v.len());
+        raw.extend_from_slice(&self.raw);
+        put_prefixed::<W>(&mut raw, k, "header key")?;
+        put_prefixed::<W>(&mut raw, v, "header value")?;
+        self.raw = raw.freeze();
+        self.count += 1;
+        self.checked = false;
+        Ok(())
+    }
+
+    /// [`Headers::push`] for infallible builders: a pair that does not fit
+    /// marks the list so that validation (and so sending) fails.
+    pub(crate) fn push_or_poison(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        if self.push(key, value).is_err() {
+            self.poisoned = true;
+            self.checked = false;
+        }
     }
 
     /// Number of pairs, duplicates included.
@@ -411,6 +456,7 @@ impl TransportHeaders {
             raw: Bytes::from_static(pair),
             count: 1,
             checked: true,
+            poisoned: false,
             _w: PhantomData,
         }
     }
@@ -421,6 +467,7 @@ impl TransportHeaders {
             raw,
             count,
             checked: true,
+            poisoned: false,
             _w: PhantomData,
         }
     }
@@ -444,6 +491,7 @@ impl TransportHeaders {
             raw: self.raw.slice_ref(pair),
             count: 1,
             checked: !key.is_empty() && key.len() <= MAX_TRANSPORT_HEADER_KEY_LEN,
+            poisoned: false,
             _w: PhantomData,
         })
     }
@@ -451,6 +499,9 @@ impl TransportHeaders {
     /// Checks the spec's rules for transport headers: no empty key, no
     /// duplicate key, keys at most 16 bytes, at most 128 headers.
     pub fn validate(&self) -> Result<(), HeaderViolation> {
+        if self.poisoned {
+            return Err(HeaderViolation::Unencodable);
+        }
         if self.checked || self.valid_few() {
             return Ok(());
         }

@@ -24,18 +24,18 @@ use super::headers::HeaderViolation;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReassemblyLimits {
     /// Longest arg1 (the method name) accepted. Default 16 KiB, the spec's limit.
-    pub max_arg1_len: usize,
+    pub(crate) max_arg1_len: usize,
     /// Most arg bytes (all three args together) in one message. Default 256 MiB.
     /// This bounds what a peer can make us hold or process for one message;
     /// a streaming consumer that wants more raises it.
-    pub max_message_bytes: u64,
+    pub(crate) max_message_bytes: u64,
     /// Most frames in one message. Default 65536 (4 GiB at full frames; a
     /// flood of tiny frames hits it long before the byte limit).
-    pub max_frames: u32,
+    pub(crate) max_frames: u32,
     /// When true (default), a transport header that breaks the spec's rules
     /// (empty or duplicate key, key over 16 bytes, over 128 headers) fails a
     /// strict reassembler. When false it is only recorded.
-    pub strict_headers: bool,
+    pub(crate) strict_headers: bool,
 }
 
 impl Default for ReassemblyLimits {
@@ -46,6 +46,57 @@ impl Default for ReassemblyLimits {
             max_frames: 65536,
             strict_headers: true,
         }
+    }
+}
+
+impl ReassemblyLimits {
+    /// Longest arg1 (the method name) accepted. Default 16 KiB, the spec's limit.
+    pub fn max_arg1_len(&self) -> usize {
+        self.max_arg1_len
+    }
+
+    /// Sets [`ReassemblyLimits::max_arg1_len`].
+    pub fn set_max_arg1_len(&mut self, value: usize) -> &mut Self {
+        self.max_arg1_len = value;
+        self
+    }
+
+    /// Most arg bytes (all three args together) in one message. Default 256 MiB.
+    /// This bounds what a peer can make us hold or process for one message;
+    /// a streaming consumer that wants more raises it.
+    pub fn max_message_bytes(&self) -> u64 {
+        self.max_message_bytes
+    }
+
+    /// Sets [`ReassemblyLimits::max_message_bytes`].
+    pub fn set_max_message_bytes(&mut self, value: u64) -> &mut Self {
+        self.max_message_bytes = value;
+        self
+    }
+
+    /// Most frames in one message. Default 65536 (4 GiB at full frames; a
+    /// flood of tiny frames hits it long before the byte limit).
+    pub fn max_frames(&self) -> u32 {
+        self.max_frames
+    }
+
+    /// Sets [`ReassemblyLimits::max_frames`].
+    pub fn set_max_frames(&mut self, value: u32) -> &mut Self {
+        self.max_frames = value;
+        self
+    }
+
+    /// When true (default), a transport header that breaks the spec's rules
+    /// (empty or duplicate key, key over 16 bytes, over 128 headers) fails a
+    /// strict reassembler. When false it is only recorded.
+    pub fn strict_headers(&self) -> bool {
+        self.strict_headers
+    }
+
+    /// Sets [`ReassemblyLimits::strict_headers`].
+    pub fn set_strict_headers(&mut self, value: bool) -> &mut Self {
+        self.strict_headers = value;
+        self
     }
 }
 

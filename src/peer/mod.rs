@@ -17,8 +17,6 @@
 //! - [`budget`]: the retry budget over a sliding window.
 //! - [`retry`]: whether one failed attempt is tried again.
 //! - [`backoff`]: exponential backoff with jitter (reconnects, open breakers).
-//! - [`shed`]: server-side load shedding (concurrency and rate limits
-//!   answering busy).
 //!
 //! The thin async shell is `pool.rs` ([`PeerPool`]: connections, the call
 //! loop, the sweep task) and `source.rs` ([`PeerSource`]: where peer lists
@@ -30,7 +28,6 @@ pub mod budget;
 mod pool;
 pub mod retry;
 pub mod select;
-pub mod shed;
 mod source;
 mod window;
 
@@ -44,7 +41,4 @@ pub use retry::Stop;
 pub use select::Strategy;
 pub use source::{PeerFile, PeerSource, StaticPeers, parse_peer_list};
 
-/// The transport's clock (tokio's, so paused-time tests drive it).
-pub(crate) fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
+pub(crate) use crate::util::now;

@@ -128,18 +128,28 @@ impl PeerSource for PeerFile {
     }
 }
 
+#[cfg(feature = "json")]
+fn json_list(text: &str) -> Result<Vec<String>, String> {
+    Ok(serde_json::from_str::<Vec<String>>(text)
+        .map_err(|e| format!("not a JSON array of strings: {e}"))?
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
+#[cfg(not(feature = "json"))]
+fn json_list(_text: &str) -> Result<Vec<String>, String> {
+    Err("a JSON peer list needs tchan's `json` feature".into())
+}
+
 /// Parses a peer list: a JSON array of strings, or one `host:port` per line
 /// (blank lines and `#` comments ignored). Entries are trimmed; an entry
 /// without a `:port` is an error.
 pub fn parse_peer_list(text: &str) -> Result<Vec<String>, String> {
     let trimmed = text.trim_start();
     let entries: Vec<String> = if trimmed.starts_with('[') {
-        serde_json::from_str::<Vec<String>>(trimmed)
-            .map_err(|e| format!("not a JSON array of strings: {e}"))?
-            .into_iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect()
+        json_list(trimmed)?
     } else {
         text.lines()
             .map(|l| l.split('#').next().unwrap_or("").trim())

@@ -21,7 +21,7 @@
 
 use std::collections::VecDeque;
 
-type HashSet<K> = foldhash::HashSet<K>;
+use crate::util::HashSet;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};

@@ -14,7 +14,7 @@ pub(crate) mod table;
 mod timers;
 mod transmit;
 
-pub use config::{ConnectionConfig, Keepalive};
+pub use config::{ConnectionConfig, Keepalive, MIN_FRAME_SIZE};
 pub use connection::{Connection, RequestHead};
 pub use event::{
     CloseReason, Event, PeerInfo, RequestStart, ResponseStart, Whole, WholeRequest, WholeResponse,

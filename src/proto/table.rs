@@ -13,7 +13,7 @@
 
 /// Maps keyed by message ids. Ids come from the peer, so the hasher is
 /// seeded (foldhash: fast, and resists chosen-key collisions).
-type IdMap<V> = foldhash::HashMap<u32, V>;
+type IdMap<V> = crate::util::HashMap<u32, V>;
 
 /// First size of the direct index, and the largest it grows to.
 const MIN_DIRECT: usize = 64;

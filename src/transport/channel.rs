@@ -22,25 +22,25 @@ use crate::proto::{Connection, ConnectionConfig};
 #[derive(Debug, Clone)]
 pub struct ChannelConfig {
     /// Options of each connection (limits, timeouts, init headers).
-    pub connection: ConnectionConfig,
+    pub(crate) connection: ConnectionConfig,
     /// Most inbound connections at once; more are closed at accept. Default 4096.
-    pub max_inbound_connections: usize,
+    pub(crate) max_inbound_connections: usize,
     /// A peer that sends part of a frame and then nothing for this long is
     /// disconnected; so is one that reads nothing for this long while our
     /// write queue is over its hard limit. Default 30 s.
-    pub read_timeout: Duration,
+    pub(crate) read_timeout: Duration,
     /// Bytes queued for writing on one connection beyond which callers wait
     /// (up to their deadline) before adding a request. Reading goes on, so two
     /// peers that both write faster than they read cannot deadlock; only past
     /// four times this (bytes queued by answering the peer) does reading
     /// pause, and a peer that then reads nothing for `read_timeout` is
     /// disconnected. Default 8 MiB.
-    pub max_write_queue: usize,
+    pub(crate) max_write_queue: usize,
     /// Time a drain may take before connections are closed. Default 10 s.
-    pub drain_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
     /// Record per-call counters and latency histograms through the `metrics`
     /// facade (a no-op without an installed recorder). Default true.
-    pub metrics: bool,
+    pub(crate) metrics: bool,
 }
 
 impl Default for ChannelConfig {
@@ -53,6 +53,93 @@ impl Default for ChannelConfig {
             drain_timeout: Duration::from_secs(10),
             metrics: true,
         }
+    }
+}
+
+impl ChannelConfig {
+    /// Options of each connection (limits, timeouts, init headers).
+    pub fn connection(&self) -> &ConnectionConfig {
+        &self.connection
+    }
+
+    /// Sets [`ChannelConfig::connection`].
+    pub fn set_connection(&mut self, value: ConnectionConfig) -> &mut Self {
+        self.connection = value;
+        self
+    }
+
+    /// The options of each connection, to change one in place.
+    pub fn connection_mut(&mut self) -> &mut ConnectionConfig {
+        &mut self.connection
+    }
+
+    /// Most inbound connections at once; more are closed at accept. Default 4096.
+    pub fn max_inbound_connections(&self) -> usize {
+        self.max_inbound_connections
+    }
+
+    /// Sets [`ChannelConfig::max_inbound_connections`].
+    pub fn set_max_inbound_connections(&mut self, value: usize) -> &mut Self {
+        self.max_inbound_connections = value;
+        self
+    }
+
+    /// A peer that sends part of a frame and then nothing for this long is
+    /// disconnected; so is one that reads nothing for this long while our
+    /// write queue is over its hard limit. Default 30 s.
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
+    /// Sets [`ChannelConfig::read_timeout`].
+    pub fn set_read_timeout(&mut self, value: Duration) -> &mut Self {
+        self.read_timeout = value;
+        self
+    }
+
+    /// Bytes queued for writing on one connection beyond which callers wait
+    /// (up to their deadline) before adding a request. Reading goes on, so two
+    /// peers that both write faster than they read cannot deadlock; only past
+    /// four times this (bytes queued by answering the peer) does reading
+    /// pause, and a peer that then reads nothing for `read_timeout` is
+    /// disconnected. Default 8 MiB.
+    pub fn max_write_queue(&self) -> usize {
+        self.max_write_queue
+    }
+
+    /// Sets [`ChannelConfig::max_write_queue`].
+    pub fn set_max_write_queue(&mut self, value: usize) -> Result<&mut Self, Error> {
+        if value == 0 {
+            return Err(Error::new(
+                ErrorCode::BAD_REQUEST,
+                "max_write_queue must be at least 1 byte",
+            ));
+        }
+        self.max_write_queue = value;
+        Ok(self)
+    }
+
+    /// Time a drain may take before connections are closed. Default 10 s.
+    pub fn drain_timeout(&self) -> Duration {
+        self.drain_timeout
+    }
+
+    /// Sets [`ChannelConfig::drain_timeout`].
+    pub fn set_drain_timeout(&mut self, value: Duration) -> &mut Self {
+        self.drain_timeout = value;
+        self
+    }
+
+    /// Record per-call counters and latency histograms through the `metrics`
+    /// facade (a no-op without an installed recorder). Default true.
+    pub fn metrics(&self) -> bool {
+        self.metrics
+    }
+
+    /// Sets [`ChannelConfig::metrics`].
+    pub fn set_metrics(&mut self, value: bool) -> &mut Self {
+        self.metrics = value;
+        self
     }
 }
 

@@ -46,7 +46,7 @@ pub struct CallOptions {
 
 #[derive(Debug, Clone, Default)]
 struct Extra {
-    headers: Vec<(String, String)>,
+    headers: TransportHeaders,
     routing_delegate: Option<String>,
     shard_key: Option<String>,
     retry_flags: Option<RetryFlags>,
@@ -106,15 +106,24 @@ impl CallOptions {
         self
     }
 
-    /// Extra transport headers, in order, sent after `cn` and `as`.
-    pub fn headers(&self) -> &[(String, String)] {
-        self.extra.as_ref().map_or(&[], |e| &e.headers)
+    /// Extra transport headers, in order, sent after `cn` and `as` (and
+    /// `re`, `rd`, `sk` when set).
+    pub fn headers(&self) -> &TransportHeaders {
+        static NONE: TransportHeaders = TransportHeaders::new();
+        self.extra.as_ref().map_or(&NONE, |e| &e.headers)
     }
 
-    /// Adds a transport header (checked when the call is sent: a key may be
-    /// at most 16 bytes, and appear once).
-    pub fn add_header(&mut self, k: impl Into<String>, v: impl Into<String>) -> &mut Self {
-        self.extra().headers.push((k.into(), v.into()));
+    /// Adds a transport header. The rules are checked when the call is sent
+    /// (the call then fails locally with bad request): a key is 1 to 16
+    /// bytes and appears once, a value at most 255 bytes.
+    pub fn add_header(&mut self, k: impl AsRef<[u8]>, v: impl AsRef<[u8]>) -> &mut Self {
+        self.extra().headers.push_or_poison(k, v);
+        self
+    }
+
+    /// Replaces the extra transport headers with `headers`.
+    pub fn set_headers(&mut self, headers: TransportHeaders) -> &mut Self {
+        self.extra().headers = headers;
         self
     }
 
@@ -253,8 +262,14 @@ impl CallRequest {
     }
 
     /// Adds a transport header.
-    pub fn header(mut self, k: impl Into<String>, v: impl Into<String>) -> CallRequest {
+    pub fn header(mut self, k: impl AsRef<[u8]>, v: impl AsRef<[u8]>) -> CallRequest {
         self.options.add_header(k, v);
+        self
+    }
+
+    /// Replaces the extra transport headers ([`CallOptions::set_headers`]).
+    pub fn headers(mut self, headers: TransportHeaders) -> CallRequest {
+        self.options.set_headers(headers);
         self
     }
 
@@ -667,9 +682,14 @@ impl Client {
             if let Some(sk) = o.shard_key() {
                 pairs.push(("sk", sk));
             }
-            for (k, v) in o.headers() {
-                pairs.push((k, v));
-            }
+            o.headers()
+                .validate()
+                .map_err(|e| Error::new(ErrorCode::BAD_REQUEST, e.to_string()))?;
+            let mut pairs: Vec<(&[u8], &[u8])> = pairs
+                .into_iter()
+                .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+                .collect();
+            pairs.extend(o.headers().iter());
             let headers = TransportHeaders::strict(pairs)
                 .map_err(|e| Error::new(ErrorCode::BAD_REQUEST, e.to_string()))?;
             let metrics = self.shared.config.metrics.then(|| {

@@ -1,6 +1,5 @@
 //! Server side: requests, responses and the handlers that turn one into the other.
 
-type HashMap<K, V> = foldhash::HashMap<K, V>;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +13,7 @@ use super::body::Body;
 use super::inbound::CallHandle;
 use crate::Error;
 use crate::frame::{ErrorCode, ResponseCode, Tracing, TransportHeaders};
+use crate::util::HashMap;
 
 /// A request as a handler sees it.
 #[derive(Debug)]
@@ -75,6 +75,82 @@ impl Request {
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_over()
     }
+
+    /// Takes arg3 out, leaving an empty body, so that it can be consumed
+    /// while the rest of the request is still borrowed.
+    pub fn take_arg3(&mut self) -> Body {
+        std::mem::replace(&mut self.arg3, Body::empty())
+    }
+
+    /// Splits the request into everything but arg3, and arg3.
+    pub fn into_parts(self) -> (RequestParts, Body) {
+        let Request {
+            service,
+            method,
+            arg2,
+            arg3,
+            headers,
+            tracing,
+            deadline,
+            peer,
+            cancel,
+        } = self;
+        let parts = RequestParts {
+            service,
+            method,
+            arg2,
+            headers,
+            tracing,
+            deadline,
+            peer,
+            cancel,
+        };
+        (parts, arg3)
+    }
+}
+
+/// A [`Request`] without its arg3 ([`Request::into_parts`]).
+#[derive(Debug)]
+pub struct RequestParts {
+    /// The service the caller asked for.
+    pub service: Bytes,
+    /// arg1: the method (endpoint) name.
+    pub method: Bytes,
+    /// arg2: application headers (format depends on the `as` scheme).
+    pub arg2: Bytes,
+    /// Transport headers as sent.
+    pub headers: TransportHeaders,
+    /// Tracing as sent.
+    pub tracing: Tracing,
+    /// When the caller's ttl runs out here.
+    pub deadline: Instant,
+    /// The peer's `host_port`.
+    pub peer: Arc<str>,
+    cancel: CallHandle,
+}
+
+impl RequestParts {
+    /// A transport header's value, if present and UTF-8.
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers
+            .get(key.as_bytes())
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Resolves once the call is over ([`Request::cancelled`]).
+    pub fn cancelled(&self) -> impl Future<Output = ()> + Send + 'static {
+        let token = self.cancel.token();
+        async move {
+            if let Some(t) = token {
+                t.cancelled_owned().await;
+            }
+        }
+    }
+
+    /// True once the call is over.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_over()
+    }
 }
 
 /// A handler's answer.
@@ -83,7 +159,9 @@ pub struct Response {
     /// 0x00 ok, 0x01 application error.
     pub code: ResponseCode,
     /// Extra transport headers (`as` is copied from the request when absent).
-    pub headers: Vec<(String, String)>,
+    /// Checked when the response is sent: one that breaks the rules turns
+    /// the answer into an unexpected-error frame.
+    pub headers: TransportHeaders,
     /// arg2.
     pub arg2: Bytes,
     /// arg3, whole or streamed.
@@ -95,7 +173,7 @@ impl Response {
     pub fn ok(arg2: impl Into<Bytes>, arg3: impl Into<Body>) -> Response {
         Response {
             code: ResponseCode::OK,
-            headers: Vec::new(),
+            headers: TransportHeaders::new(),
             arg2: arg2.into(),
             arg3: arg3.into(),
         }
@@ -110,8 +188,8 @@ impl Response {
     }
 
     /// Adds a transport header.
-    pub fn with_header(mut self, k: impl Into<String>, v: impl Into<String>) -> Response {
-        self.headers.push((k.into(), v.into()));
+    pub fn with_header(mut self, k: impl AsRef<[u8]>, v: impl AsRef<[u8]>) -> Response {
+        self.headers.push_or_poison(k, v);
         self
     }
 }

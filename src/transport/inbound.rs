@@ -927,16 +927,15 @@ impl Dispatch {
             // The usual answer carries only the request's `as`.
             Ok(scheme.unwrap_or_default())
         } else {
-            let mut pairs: Vec<(Bytes, Bytes)> = Vec::with_capacity(resp.headers.len() + 1);
-            if let Some(as_) = scheme.as_ref().and_then(|s| s.get_bytes(b"as"))
-                && !resp.headers.iter().any(|(k, _)| k == "as")
-            {
-                pairs.push((Bytes::from_static(b"as"), as_));
-            }
-            for (k, v) in resp.headers {
-                pairs.push((k.into(), v.into()));
-            }
-            TransportHeaders::strict(pairs)
+            resp.headers
+                .validate()
+                .map_err(crate::frame::EncodeError::from)
+                .and_then(|()| {
+                    let as_ = scheme.as_ref().and_then(|s| s.get(b"as"));
+                    let as_ = as_.filter(|_| resp.headers.get(b"as").is_none());
+                    let pairs = as_.map(|v| (&b"as"[..], v)).into_iter();
+                    TransportHeaders::strict(pairs.chain(resp.headers.iter()))
+                })
         };
         let headers = match headers {
             Ok(h) => h,

@@ -20,4 +20,4 @@ mod space;
 pub use body::{ArgStream, Body};
 pub use channel::{Channel, ChannelConfig};
 pub use client::{ArgScheme, CallOptions, CallRequest, CallResponse, Client, StreamingResponse};
-pub use handler::{Handler, HandlerFuture, HandlerResult, Request, Response};
+pub use handler::{Handler, HandlerFuture, HandlerResult, Request, RequestParts, Response};

@@ -10,21 +10,23 @@
 //! not label allocations. Without an installed recorder the handles are
 //! no-ops. A channel can turn metrics off (`ChannelConfig::metrics`).
 
-type HashMap<K, V> = foldhash::HashMap<K, V>;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+#[cfg(feature = "metrics")]
 use metrics::{Counter, Histogram, counter, histogram};
 
 use crate::Error;
 use crate::frame::ResponseCode;
+use crate::util::HashMap;
 
 /// Most (service, method) pairs cached per connection and direction; calls
 /// beyond it are recorded without caching.
 const MAX_CACHED: usize = 256;
 
 /// The metric handles of one (service, method, peer) in one direction.
+#[cfg(feature = "metrics")]
 pub(crate) struct CallMetrics {
     outbound: bool,
     labels: [(&'static str, String); 3],
@@ -34,6 +36,27 @@ pub(crate) struct CallMetrics {
     latency: Histogram,
 }
 
+/// Without the `metrics` feature: nothing to record.
+#[cfg(not(feature = "metrics"))]
+pub(crate) struct CallMetrics;
+
+#[cfg(not(feature = "metrics"))]
+impl CallMetrics {
+    pub(crate) fn new(
+        _outbound: bool,
+        _service: &[u8],
+        _method: &[u8],
+        _peer: &str,
+    ) -> CallMetrics {
+        CallMetrics
+    }
+
+    pub(crate) fn started(&self) {}
+
+    pub(crate) fn done(&self, _r: Result<ResponseCode, &Error>, _took: Duration) {}
+}
+
+#[cfg(feature = "metrics")]
 impl CallMetrics {
     pub(crate) fn new(outbound: bool, service: &[u8], method: &[u8], peer: &str) -> CallMetrics {
         let labels = [

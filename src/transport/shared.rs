@@ -27,14 +27,10 @@ use crate::frame::{ArgCollector, ArgScheme, ResponseCode, Tracing, TransportHead
 use crate::proto::table::CallTable;
 use crate::proto::{CloseReason, Connection, PeerInfo};
 
-/// Maps keyed by message ids (which the peer chooses, hence a seeded hasher).
-pub(crate) type IdMap<V> = foldhash::HashMap<u32, V>;
+pub(crate) use crate::util::now;
 
-/// The clock the transport feeds the core (tokio's, so paused-time tests
-/// drive it).
-pub(crate) fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
+/// Maps keyed by message ids (which the peer chooses, hence a seeded hasher).
+pub(crate) type IdMap<V> = crate::util::HashMap<u32, V>;
 
 /// Transport limits of one connection.
 #[derive(Debug, Clone)]

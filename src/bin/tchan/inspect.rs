@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use crate::frame::{
+use tchan::frame::{
     ArgCollector, CallFragment, ChecksumType, Frame, FrameHeader, HEADER_LEN, Headers,
     MAX_FRAME_SIZE, Reassembler, ReassemblyLimits, Tracing, Width,
 };
@@ -239,10 +239,11 @@ pub fn decode_stream(
                 OpenMessage {
                     order,
                     line: m,
-                    reassembler: Reassembler::lenient(ReassemblyLimits {
-                        max_message_bytes: u64::MAX,
-                        max_frames: u32::MAX,
-                        ..ReassemblyLimits::default()
+                    reassembler: Reassembler::lenient({
+                        let mut c = ReassemblyLimits::default();
+                        c.set_max_message_bytes(u64::MAX);
+                        c.set_max_frames(u32::MAX);
+                        c
                     }),
                     args: ArgCollector::new(),
                 },

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 
-use crate::frame::{ChecksumType, ErrorCode};
-use crate::peer::{PeerPool, PoolConfig};
-use crate::{CallRequest, Channel};
+use tchan::frame::{ChecksumType, ErrorCode};
+use tchan::peer::{PeerPool, PoolConfig};
+use tchan::{CallRequest, Channel};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -84,8 +84,6 @@ pub struct Report {
     pub p999_us: u64,
     /// Process CPU time per successful call, in microseconds.
     pub cpu_us_per_call: f64,
-    /// The measured time.
-    pub elapsed: Duration,
 }
 
 /// The code names used in [`Report::errors_by_code`], in order.
@@ -124,7 +122,7 @@ struct ThreadResult {
 
 /// Runs the load and blocks until it is done. Fails only when no connection
 /// could be made at all.
-pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, crate::Error> {
+pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, tchan::Error> {
     let threads = config.threads.max(1).min(config.connections.max(1));
     let concurrency = config.concurrency.max(1);
     // Fail fast, before any thread starts, when no peer answers at all.
@@ -138,7 +136,7 @@ pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, crate
             })
     });
     if !reachable {
-        return Err(crate::Error::new(
+        return Err(tchan::Error::new(
             ErrorCode::NETWORK,
             format!("cannot connect to any of {:?}", config.peers),
         ));
@@ -158,15 +156,13 @@ pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, crate
                 .build()
                 .ok()?;
             rt.block_on(async move {
-                let pool = PeerPool::new(
-                    Channel::new(config.caller.clone()),
-                    config.peers.clone(),
-                    PoolConfig {
-                        max_retries: config.max_retries,
-                        connections_per_peer: per_thread_conns,
-                        ..PoolConfig::default()
-                    },
-                );
+                let pool =
+                    PeerPool::new(Channel::new(config.caller.clone()), config.peers.clone(), {
+                        let mut c = PoolConfig::default();
+                        c.set_max_retries(config.max_retries);
+                        c.set_connections_per_peer(per_thread_conns).expect("valid");
+                        c
+                    });
                 let payload = Bytes::from(vec![0x5a; config.size]);
                 let tasks = (0..workers).map(|_| {
                     worker(
@@ -237,7 +233,6 @@ pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, crate
         } else {
             cpu.as_secs_f64() * 1e6 / calls as f64
         },
-        elapsed: config.duration,
     })
 }
 

@@ -2,17 +2,17 @@
 //! of queueing work the server cannot keep up with.
 //!
 //! Busy tells the caller the work was not started and that it may retry on
-//! another peer (ERR-8), which a [`super::PeerPool`] does at once. Shedding
+//! another peer (ERR-8), which a [`crate::PeerPool`] does at once. Shedding
 //! early keeps latency bounded for the calls that are accepted.
 //!
 //! ```no_run
-//! use tchan::peer::shed::{ConcurrencyLimit, RateLimit};
+//! use tchan::server::shed::{ConcurrencyLimit, RateLimit};
 //! use tchan::{Channel, Request, Response};
 //!
-//! async fn get(_req: Request) -> tchan::transport::HandlerResult {
+//! async fn get(_req: Request) -> tchan::server::HandlerResult {
 //!     Ok(Response::ok("", "value"))
 //! }
-//! async fn put(_req: Request) -> tchan::transport::HandlerResult {
+//! async fn put(_req: Request) -> tchan::server::HandlerResult {
 //!     Ok(Response::ok("", ""))
 //! }
 //!
@@ -23,7 +23,7 @@
 //! // Writes also at most 50 per second, with bursts of 10.
 //! ch.register("kv", "put", kv.wrap(RateLimit::new(50.0, 10).wrap(put)));
 //! // One method alone: the free functions.
-//! ch.register("other", "m", tchan::peer::shed::limit(get, 8));
+//! ch.register("other", "m", tchan::server::shed::limit(get, 8));
 //! ```
 //!
 //! A call counts against the concurrency limit until its handler's future
@@ -37,7 +37,7 @@ use std::time::Instant;
 
 use crate::Error;
 use crate::frame::ErrorCode;
-use crate::transport::{Handler, HandlerFuture, Request};
+use crate::server::{Handler, HandlerFuture, Request};
 
 fn busy(why: &'static str) -> HandlerFuture {
     Box::pin(async move { Err::<_, Error>(Error::new(ErrorCode::BUSY, why)) })
@@ -187,7 +187,7 @@ impl RateLimit {
     }
 
     fn try_take(&self) -> bool {
-        let now = super::now();
+        let now = crate::util::now();
         self.bucket
             .lock()
             .unwrap_or_else(|e| e.into_inner())

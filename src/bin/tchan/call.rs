@@ -1,0 +1,173 @@
+//! `tchan call`: one call through the peer pool, like tcurl.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Args;
+
+use tchan::frame::ChecksumType;
+use tchan::{CallRequest, Channel};
+
+use crate::{EXIT_APPLICATION, EXIT_LOCAL, Target, exit_for, read_input, resolve_target};
+
+#[derive(Args)]
+pub(crate) struct CallArgs {
+    #[command(flatten)]
+    to: Target,
+    /// Retries allowed (by TChannel's retry rules); default 0: one attempt,
+    /// so the exit status reports the first failure.
+    #[arg(long, default_value_t = 0)]
+    retries: u32,
+    /// arg2 as text.
+    #[arg(long, conflicts_with = "arg2_file")]
+    arg2: Option<String>,
+    /// arg2 from a file (`-` reads stdin).
+    #[arg(long)]
+    arg2_file: Option<PathBuf>,
+    /// arg3 as text.
+    #[arg(long, conflicts_with = "arg3_file")]
+    arg3: Option<String>,
+    /// arg3 from a file (`-` reads stdin).
+    #[arg(long)]
+    arg3_file: Option<PathBuf>,
+    /// Send as=json (arg2 defaults to `{}`) and pretty-print the JSON reply.
+    #[arg(long)]
+    json: bool,
+    /// Timeout in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    timeout: u64,
+    /// A transport header, k=v (split at the first `=`); repeatable.
+    #[arg(long = "header", value_name = "K=V")]
+    headers: Vec<String>,
+    /// Checksum type: none, crc32, crc32c or farmhash32.
+    #[arg(long, default_value = "crc32c")]
+    checksum: String,
+    /// Shard key (sk header).
+    #[arg(long)]
+    shard_key: Option<String>,
+    /// Caller name (cn header).
+    #[arg(long, default_value = "tchan")]
+    caller: String,
+    /// Write the raw arg3 to PATH and nothing to stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Print the reply's arg2 and headers to stderr.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn usage(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tchan call: {msg}");
+    ExitCode::from(EXIT_LOCAL)
+}
+
+pub(crate) async fn call(a: CallArgs) -> ExitCode {
+    let (peers, service, method) = match resolve_target("call", &a.to) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let read_arg =
+        |text: &Option<String>, file: &Option<PathBuf>, default: &str| -> io::Result<Bytes> {
+            Ok(match (text, file) {
+                (Some(t), _) => Bytes::from(t.clone().into_bytes()),
+                (None, Some(p)) => Bytes::from(read_input(p)?),
+                (None, None) => Bytes::from(default.as_bytes().to_vec()),
+            })
+        };
+    let arg2 = match read_arg(&a.arg2, &a.arg2_file, if a.json { "{}" } else { "" }) {
+        Ok(b) => b,
+        Err(e) => return usage(format!("cannot read arg2: {e}")),
+    };
+    let arg3 = match read_arg(&a.arg3, &a.arg3_file, "") {
+        Ok(b) => b,
+        Err(e) => return usage(format!("cannot read arg3: {e}")),
+    };
+    let Some(checksum) = ChecksumType::from_name(&a.checksum) else {
+        return usage(format!(
+            "unknown checksum {:?} (none, crc32, crc32c, farmhash32)",
+            a.checksum
+        ));
+    };
+    let mut req = CallRequest::new(service.clone(), Bytes::from(method.clone().into_bytes()))
+        .arg2(arg2)
+        .arg3(arg3)
+        .timeout(Duration::from_millis(a.timeout))
+        .checksum(checksum)
+        .scheme(if a.json { "json" } else { "raw" });
+    req = req.caller(a.caller.clone());
+    if let Some(sk) = &a.shard_key {
+        req = req.shard_key(sk.clone());
+    }
+    for h in &a.headers {
+        let Some((k, v)) = h.split_once('=') else {
+            return usage(format!("--header {h:?} is not k=v"));
+        };
+        req = req.header(k, v);
+    }
+    // Header rules are checked before anything is sent: a violation is local.
+    let mut check: Vec<(&[u8], &[u8])> = vec![(b"cn", b""), (b"as", b"")];
+    if let Some(sk) = &a.shard_key {
+        check.push((b"sk", sk.as_bytes()));
+    }
+    if let Err(e) = req.options.headers().validate() {
+        return usage(format!("bad --header: {e}"));
+    }
+    check.extend(req.options.headers().iter());
+    if let Err(e) = tchan::frame::TransportHeaders::strict(check) {
+        return usage(format!("bad --header: {e}"));
+    }
+    let pool = tchan::peer::PeerPool::new(Channel::new(a.caller.clone()), peers.clone(), {
+        let mut c = tchan::peer::PoolConfig::default();
+        c.set_max_retries(a.retries);
+        c
+    });
+    if let Some(path) = &a.to.peer_file {
+        pool.follow(tchan::peer::PeerFile::new(path.clone()));
+    }
+    let resp = match pool.call(req).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tchan call: {e}");
+            return ExitCode::from(exit_for(&e));
+        }
+    };
+    if a.verbose {
+        let mut err = io::stderr().lock();
+        for (k, v) in resp.headers.iter() {
+            let _ = writeln!(
+                err,
+                "header {}: {}",
+                String::from_utf8_lossy(k),
+                String::from_utf8_lossy(v)
+            );
+        }
+        let _ = writeln!(err, "arg2: {}", String::from_utf8_lossy(&resp.arg2));
+    }
+    let written = if let Some(path) = &a.output {
+        std::fs::write(path, &resp.arg3)
+    } else {
+        let mut out = io::stdout().lock();
+        let pretty = a
+            .json
+            .then(|| serde_json::from_slice::<serde_json::Value>(&resp.arg3).ok())
+            .flatten()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok());
+        match pretty {
+            Some(p) => writeln!(out, "{p}"),
+            None => out.write_all(&resp.arg3),
+        }
+        .and_then(|()| out.flush())
+    };
+    if let Err(e) = written {
+        eprintln!("tchan call: cannot write arg3: {e}");
+        return ExitCode::from(EXIT_LOCAL);
+    }
+    if resp.is_application_error() {
+        ExitCode::from(EXIT_APPLICATION)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
