@@ -83,6 +83,7 @@ pub mod json {
 
     /// What a json handler returns.
     #[derive(Debug, Clone, PartialEq)]
+    #[non_exhaustive]
     pub enum Reply {
         /// Success: headers and the result value.
         Ok(Vec<(String, String)>, Value),
@@ -210,6 +211,7 @@ pub mod thrift {
     /// What a thrift handler returns: a result struct (code 0x00) or a
     /// declared exception (code 0x01), both as TBinaryProtocol bytes.
     #[derive(Debug, Clone, PartialEq, Eq)]
+    #[non_exhaustive]
     pub enum Reply {
         /// Success: headers and the result struct.
         Ok(Vec<(String, String)>, Bytes),

@@ -447,6 +447,7 @@ fn close_kind(r: &CloseReason) -> &'static str {
         CloseReason::KeepaliveTimeout => "KeepaliveTimeout",
         CloseReason::DrainTimeout => "DrainTimeout",
         CloseReason::Transport(_) => "Transport",
+        _ => "Other",
     }
 }
 
@@ -476,6 +477,7 @@ fn summary(events: &[Event]) -> Vec<String> {
             Event::Pong { id } => format!("Pong({id})"),
             Event::PeerDraining(e) => format!("PeerDraining({})", err_summary(e)),
             Event::Closed(r) => format!("Closed({})", close_kind(r)),
+            other => format!("{other:?}"),
         })
         .collect()
 }
@@ -497,6 +499,7 @@ fn fsummary(frames: &[Frame]) -> Vec<String> {
             Frame::PingRes(p) => format!("PingRes({})", p.id),
             Frame::Error(e) => format!("Error({:#x}, {})", e.id, e.code.name()),
             Frame::Unknown(o) => format!("Unknown({})", o.id),
+            other => format!("{other:?}"),
         })
         .collect()
 }

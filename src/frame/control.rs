@@ -137,6 +137,7 @@ pub struct ErrorCode(pub u8);
 
 /// What a caller may do after an error code, per the spec's retry guidance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RetryMeaning {
     /// Never retry (bad request, cancelled, unhealthy, invalid).
     Never,

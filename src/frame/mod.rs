@@ -56,6 +56,7 @@ pub use tracing::{TRACING_LEN, Tracing};
 
 /// Any TChannel frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Frame {
     /// 0x01.
     InitReq(Init),

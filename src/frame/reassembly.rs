@@ -102,6 +102,7 @@ impl ReassemblyLimits {
 
 /// A rule broken by a message that can still be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Violation {
     /// The message ended with fewer than 3 args.
     MissingArgs,

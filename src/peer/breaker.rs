@@ -31,6 +31,7 @@ use crate::transport::CallResponse;
 
 /// What a call's result says about the peer's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Class {
     /// The peer answered: counts toward closing, resets the failure streak.
     Success,
@@ -73,6 +74,7 @@ impl Classifier for DefaultClassifier {
 
 /// A breaker's state, as observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum BreakerState {
     /// Traffic flows.
     Closed,

@@ -39,6 +39,6 @@ pub use pool::{
 };
 pub use retry::Stop;
 pub use select::Strategy;
-pub use source::{PeerFile, PeerSource, StaticPeers, parse_peer_list};
+pub use source::{PeerEntry, PeerFile, PeerSet, PeerSource, StaticPeers, parse_peer_list};
 
 pub(crate) use crate::util::now;

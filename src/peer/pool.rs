@@ -703,9 +703,10 @@ impl PeerPool {
         true
     }
 
-    /// Follows a peer source: every list it delivers replaces the pool's
+    /// Follows a peer source: every set it delivers replaces the pool's
     /// ([`PeerPool::set_peers`]). The task ends with the source or the pool.
     pub fn follow(&self, mut source: impl PeerSource) -> tokio::task::JoinHandle<()> {
+        use futures::StreamExt;
         let weak = Arc::downgrade(&self.inner);
         let shutdown = self.inner.shutdown.clone();
         tokio::spawn(async move {
@@ -717,7 +718,7 @@ impl PeerPool {
                 let (Some(list), Some(inner)) = (list, weak.upgrade()) else {
                     return;
                 };
-                PeerPool { inner }.set_peers(list);
+                PeerPool { inner }.set_peers(list.addrs().map(str::to_owned));
             }
         })
     }

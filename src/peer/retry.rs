@@ -44,6 +44,7 @@ pub fn is_retryable(error: &Error, flags: RetryFlags, idempotent: bool) -> bool 
 
 /// Why a failed call is not retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Stop {
     /// The error may not be retried (its code, `re`, or idempotence).
     NotRetryable,
@@ -62,6 +63,7 @@ pub enum Stop {
 
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Decision {
     /// Try again (a budget token has been taken).
     Retry,

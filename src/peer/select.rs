@@ -22,6 +22,7 @@ use rand::Rng;
 
 /// How a peer is chosen among the candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Strategy {
     /// Sample two distinct candidates at random and take the one with fewer
     /// calls in flight (tower's `p2c_ready_index`). Nearly as good as least

@@ -1,57 +1,142 @@
 //! Where the pool's peer list comes from: a static list, a file re-read when
-//! it changes, or anything that implements [`PeerSource`] (DNS, Consul, ...).
+//! it changes, or any [`Stream`] of [`PeerSet`]s (DNS, Consul, ...).
 
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use futures::stream::{BoxStream, Stream, StreamExt};
 
-/// A feed of peer lists. Each list is the whole current set of peers
-/// (`host:port` strings); the pool adds the new ones and removes the ones
-/// missing ([`super::PeerPool::set_peers`]).
+/// One peer of a [`PeerSet`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct PeerEntry {
+    /// `host:port`.
+    pub addr: String,
+    /// Lower is preferred: the pool uses the lowest priority that has an
+    /// available peer (DNS SRV's rule). Default 0.
+    pub priority: u16,
+    /// Share of calls relative to the other peers of the same priority.
+    /// Default 1; 0 means "only when no other peer of this priority can be used".
+    pub weight: u16,
+}
+
+impl PeerEntry {
+    /// A peer with the default priority (0) and weight (1).
+    pub fn new(addr: impl Into<String>) -> PeerEntry {
+        PeerEntry {
+            addr: addr.into(),
+            priority: 0,
+            weight: 1,
+        }
+    }
+
+    /// The same peer with this priority and weight.
+    pub fn ranked(mut self, priority: u16, weight: u16) -> PeerEntry {
+        self.priority = priority;
+        self.weight = weight;
+        self
+    }
+}
+
+/// The whole current set of peers, as a source delivers it: the pool adds
+/// the new ones, drains the ones missing (no new calls; calls in flight
+/// finish) and takes the others' new rank ([`super::PeerPool::follow`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerSet {
+    entries: Vec<PeerEntry>,
+}
+
+impl PeerSet {
+    /// A set of these entries (duplicates of an address: the first is kept).
+    pub fn new(entries: impl IntoIterator<Item = PeerEntry>) -> PeerSet {
+        let mut seen = std::collections::HashSet::new();
+        PeerSet {
+            entries: entries
+                .into_iter()
+                .filter(|e| seen.insert(e.addr.clone()))
+                .collect(),
+        }
+    }
+
+    /// The entries, in the order given.
+    pub fn entries(&self) -> &[PeerEntry] {
+        &self.entries
+    }
+
+    /// The addresses, in the order given.
+    pub fn addrs(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.addr.as_str())
+    }
+
+    /// True when the set has no peer.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of peers.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for PeerSet {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> PeerSet {
+        PeerSet::new(iter.into_iter().map(PeerEntry::new))
+    }
+}
+
+impl From<Vec<String>> for PeerSet {
+    fn from(v: Vec<String>) -> PeerSet {
+        v.into_iter().collect()
+    }
+}
+
+/// A feed of peer sets: any `Stream` of [`PeerSet`]s that is `Send`,
+/// `Unpin` and `'static`. The stream ending leaves the pool with the last
+/// set.
 ///
 /// ```
-/// use futures::future::BoxFuture;
-/// use tchan::peer::PeerSource;
+/// use std::time::Duration;
+/// use futures::StreamExt;
+/// use tchan::peer::{PeerSet, PeerSource};
 ///
 /// /// Resolves a name every 30 s.
-/// struct Dns(String);
-///
-/// impl PeerSource for Dns {
-///     fn next(&mut self) -> BoxFuture<'_, Option<Vec<String>>> {
-///         Box::pin(async move {
-///             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-///             let addrs = tokio::net::lookup_host(self.0.as_str()).await.ok()?;
-///             Some(addrs.map(|a| a.to_string()).collect())
-///         })
-///     }
+/// fn dns(name: String) -> impl PeerSource {
+///     futures::stream::unfold(name, |name| async move {
+///         tokio::time::sleep(Duration::from_secs(30)).await;
+///         let addrs = tokio::net::lookup_host(name.as_str()).await.ok()?;
+///         let set: PeerSet = addrs.map(|a| a.to_string()).collect();
+///         Some((set, name))
+///     })
+///     .boxed()
 /// }
 /// ```
-pub trait PeerSource: Send + 'static {
-    /// Waits for the next list. `None` ends the feed (the pool keeps the last
-    /// list).
-    fn next(&mut self) -> BoxFuture<'_, Option<Vec<String>>>;
-}
+pub trait PeerSource: Stream<Item = PeerSet> + Send + Unpin + 'static {}
+
+impl<S: Stream<Item = PeerSet> + Send + Unpin + 'static> PeerSource for S {}
 
 /// A fixed list, delivered once.
 #[derive(Debug, Clone)]
-pub struct StaticPeers(Option<Vec<String>>);
+pub struct StaticPeers(Option<PeerSet>);
 
 impl StaticPeers {
     /// This list.
     pub fn new(peers: impl IntoIterator<Item = impl Into<String>>) -> StaticPeers {
-        StaticPeers(Some(peers.into_iter().map(Into::into).collect()))
+        StaticPeers(Some(peers.into_iter().collect()))
     }
 }
 
-impl PeerSource for StaticPeers {
-    fn next(&mut self) -> BoxFuture<'_, Option<Vec<String>>> {
-        let list = self.0.take();
-        Box::pin(async move { list })
+impl Stream for StaticPeers {
+    type Item = PeerSet;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<PeerSet>> {
+        Poll::Ready(self.get_mut().0.take())
     }
 }
 
-/// A file of peers, re-read every `interval`; a new list is delivered when
+/// A file of peers, re-read every `interval`; a new set is delivered when
 /// its contents change.
 ///
 /// The file holds either a JSON array of `"host:port"` strings (the format of
@@ -59,13 +144,19 @@ impl PeerSource for StaticPeers {
 /// with blank lines and `#` comments ignored. While the file cannot be read
 /// or parsed, the last good list stays in force (a warning is logged).
 /// The file is small and read with blocking I/O on the runtime's thread.
-#[derive(Debug, Clone)]
 pub struct PeerFile {
     path: PathBuf,
     interval: Duration,
-    last: Option<Vec<String>>,
-    started: bool,
-    warned: bool,
+    stream: Option<BoxStream<'static, PeerSet>>,
+}
+
+impl std::fmt::Debug for PeerFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerFile")
+            .field("path", &self.path)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PeerFile {
@@ -74,13 +165,11 @@ impl PeerFile {
         PeerFile {
             path: path.into(),
             interval: Duration::from_secs(1),
-            last: None,
-            started: false,
-            warned: false,
+            stream: None,
         }
     }
 
-    /// Checks every `interval` instead.
+    /// Checks every `interval` instead (at least 1 ms).
     pub fn interval(mut self, interval: Duration) -> PeerFile {
         self.interval = interval.max(Duration::from_millis(1));
         self
@@ -91,40 +180,65 @@ impl PeerFile {
         let text = std::fs::read_to_string(path)?;
         parse_peer_list(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
-}
 
-impl PeerSource for PeerFile {
-    fn next(&mut self) -> BoxFuture<'_, Option<Vec<String>>> {
-        Box::pin(async move {
+    fn watch(path: PathBuf, interval: Duration) -> BoxStream<'static, PeerSet> {
+        struct Watch {
+            path: PathBuf,
+            interval: Duration,
+            last: Option<Vec<String>>,
+            started: bool,
+            warned: bool,
+        }
+        let w = Watch {
+            path,
+            interval,
+            last: None,
+            started: false,
+            warned: false,
+        };
+        futures::stream::unfold(w, |mut w| async move {
             loop {
-                if self.started {
-                    tokio::time::sleep(self.interval).await;
+                if w.started {
+                    tokio::time::sleep(w.interval).await;
                 }
-                self.started = true;
-                match PeerFile::read(&self.path) {
+                w.started = true;
+                match PeerFile::read(&w.path) {
                     Ok(mut list) => {
-                        self.warned = false;
+                        w.warned = false;
                         list.sort();
                         list.dedup();
-                        if self.last.as_ref() != Some(&list) {
-                            self.last = Some(list.clone());
-                            return Some(list);
+                        if w.last.as_ref() != Some(&list) {
+                            w.last = Some(list.clone());
+                            return Some((PeerSet::from(list), w));
                         }
                     }
                     Err(e) => {
-                        if !self.warned {
+                        if !w.warned {
                             tracing::warn!(
                                 target: "tchan::peer",
-                                path = %self.path.display(),
+                                path = %w.path.display(),
                                 error = %e,
                                 "cannot read the peer file; keeping the last list"
                             );
-                            self.warned = true;
+                            w.warned = true;
                         }
                     }
                 }
             }
         })
+        .boxed()
+    }
+}
+
+impl Stream for PeerFile {
+    type Item = PeerSet;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<PeerSet>> {
+        let this = self.get_mut();
+        let (path, interval) = (&this.path, this.interval);
+        this.stream
+            .get_or_insert_with(|| PeerFile::watch(path.clone(), interval))
+            .poll_next_unpin(cx)
     }
 }
 

@@ -113,6 +113,7 @@ pub struct WholeResponse {
 
 /// Why a connection closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// Drained: no call left in flight after [`super::Connection::drain`].
     Drained,
@@ -154,6 +155,7 @@ impl fmt::Display for CloseReason {
 /// Something the application must know about. Drain them with
 /// [`super::Connection::poll_event`] after every input.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Event {
     /// The handshake finished; calls may flow.
     Ready(PeerInfo),

@@ -13,6 +13,7 @@ use crate::Error;
 
 /// An argument (arg3, usually): whole bytes, or a stream of chunks so that a
 /// large argument never has to sit whole in memory.
+#[non_exhaustive]
 pub enum Body {
     /// All the bytes.
     Full(Bytes),
@@ -33,6 +34,16 @@ impl Body {
     /// A body streamed from any stream of chunks.
     pub fn from_stream(s: impl Stream<Item = Result<Bytes, Error>> + Send + 'static) -> Body {
         Body::Stream(Box::pin(s))
+    }
+
+    /// The body as a stream of chunks, whatever its form: a whole body is one
+    /// chunk, a body in pieces one chunk per piece.
+    pub fn into_stream(self) -> Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>> {
+        match self {
+            Body::Stream(s) => s,
+            Body::Full(b) => Box::pin(futures::stream::iter([Ok(b)])),
+            Body::Chunks(c) => Box::pin(futures::stream::iter(c.into_iter().map(Ok))),
+        }
     }
 
     /// Reads the whole body as one contiguous buffer: as it is when it is

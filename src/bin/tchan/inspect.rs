@@ -216,7 +216,8 @@ pub fn decode_stream(
                 )?;
                 continue;
             }
-            Frame::Unknown(_) => {
+            // Frame types tchan does not know yet are `Unknown` too.
+            _ => {
                 line(out, single("unknown", json!({"size": size})))?;
                 continue;
             }
