@@ -25,20 +25,26 @@
 pub mod backoff;
 pub mod breaker;
 pub mod budget;
+mod classify;
+mod config;
+mod connect;
+mod pick;
 mod pool;
 pub mod retry;
 pub mod select;
 mod source;
+mod stats;
 mod window;
 
 pub use backoff::Backoff;
 pub use breaker::{BreakerConfig, BreakerState, Class, Classifier, DefaultClassifier, SuccessRate};
 pub use budget::BudgetConfig;
-pub use pool::{
-    CallPolicy, CallStats, Connector, PeerPool, PeerStatus, PoolConfig, PoolStats, TcpConnector,
-};
+pub use config::{CallPolicy, PoolConfig};
+pub use connect::{Connector, TcpConnector};
+pub use pool::PeerPool;
 pub use retry::Stop;
 pub use select::Strategy;
 pub use source::{PeerEntry, PeerFile, PeerSet, PeerSource, StaticPeers, parse_peer_list};
+pub use stats::{CallStats, PeerStatus, PoolStats};
 
 pub(crate) use crate::util::now;

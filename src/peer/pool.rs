@@ -19,470 +19,18 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::Backoff;
-use super::breaker::{
-    Admission, Breaker, BreakerConfig, BreakerState, Class, Classifier, DefaultClassifier,
-    Transition,
-};
-use super::budget::{BudgetConfig, RetryBudget};
+use super::breaker::{Admission, Breaker, BreakerState, Class, Transition};
+use super::budget::RetryBudget;
+use super::config::{CallPolicy, PoolConfig};
 use super::now;
+use super::pick::{ConnFacts, ConnRules, Grow, PeerFacts, choose_conn, choose_peer};
 use super::retry::{self, Decision, MIN_ATTEMPT_TIME, RetryContext, Stop};
 use super::select::{Candidate, PeakEwma, Selector, Strategy, ramp_weight};
 use super::source::PeerSource;
+use super::stats::{CallStats, PeerStatus, PoolStats};
 use crate::Error;
 use crate::frame::{ErrorCode, RetryFlags};
 use crate::transport::{Body, CallRequest, CallResponse, Channel, Client};
-
-/// Opens connections for the pool. The default, [`TcpConnector`], is
-/// [`Channel::connect`]; tests plug in in-memory streams, and a caller may
-/// add TLS or a proxy here.
-pub trait Connector: Send + Sync + 'static {
-    /// Connects to `addr` (`host:port`) and finishes the handshake.
-    fn connect(&self, channel: &Channel, addr: &str) -> BoxFuture<'static, Result<Client, Error>>;
-}
-
-/// Reuses a connection the peer opened to us when there is one
-/// ([`Channel::inbound_client`]: same announced `host_port`, still open), and
-/// otherwise connects over TCP with [`Channel::connect`] (which resolves host
-/// names).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TcpConnector;
-
-impl Connector for TcpConnector {
-    fn connect(&self, channel: &Channel, addr: &str) -> BoxFuture<'static, Result<Client, Error>> {
-        if let Some(client) = channel.inbound_client(addr.trim()) {
-            return Box::pin(async move { Ok(client) });
-        }
-        let channel = channel.clone();
-        let addr = addr.to_string();
-        Box::pin(async move { channel.connect(addr).await })
-    }
-}
-
-/// Options of a [`PeerPool`]; every one has a default.
-#[derive(Clone)]
-pub struct PoolConfig {
-    /// How a peer is chosen. Default [`Strategy::PowerOfTwoChoices`].
-    pub(crate) selection: Strategy,
-    /// Retries per call at most (attempts = 1 + retries). Default 2.
-    /// A call can lower or raise it ([`CallPolicy::max_retries`]).
-    pub(crate) max_retries: u32,
-    /// The retry budget shared by every call of the pool. Default 20% of
-    /// calls plus 10 a second, over 10 s.
-    pub(crate) retry_budget: BudgetConfig,
-    /// Per-peer circuit breakers. Default: open after 5 failures in a row or
-    /// under 80% success over 30 s (20 calls at least); 1 s to 60 s open;
-    /// 3 probes.
-    pub(crate) breaker: BreakerConfig,
-    /// What counts as a failure for the breakers. Default [`DefaultClassifier`].
-    pub(crate) classifier: Arc<dyn Classifier>,
-    /// Longest time one attempt may take (its ttl is the smaller of this and
-    /// what is left of the call's timeout). Default none: the first attempt
-    /// may use the whole timeout.
-    pub(crate) attempt_timeout: Option<Duration>,
-    /// Connections kept to each peer; a new one is opened (in the background)
-    /// when every existing one has calls in flight. Default 1.
-    pub(crate) connections_per_peer: usize,
-    /// Connections (open or opening) over all peers at most. When the cap is
-    /// reached, an idle connection to another peer is closed to make room;
-    /// without one, the attempt fails locally with busy (and may be retried
-    /// on a peer that has a connection). Default 1024.
-    pub(crate) max_connections: usize,
-    /// Time allowed to open a connection, handshake included (the channel's
-    /// handshake timeout applies too). Default 3 s.
-    pub(crate) connect_timeout: Duration,
-    /// Delay before connecting again to a peer whose last connect failed.
-    /// Default 100 ms doubling to 10 s, half random.
-    pub(crate) reconnect: Backoff,
-    /// Connections with no calls for this long are closed by the sweep.
-    /// `None` keeps them. Default 5 minutes.
-    pub(crate) idle_timeout: Option<Duration>,
-    /// How often the sweep runs (idle connections, removed peers' connections,
-    /// breaker timers). Default 10 s.
-    pub(crate) sweep_interval: Duration,
-    /// Time over which a peer added at runtime, or whose breaker just
-    /// closed, grows to its full share of calls. Zero turns ramp-up off.
-    /// Default 10 s.
-    pub(crate) ramp_up: Duration,
-    /// Share of its load a ramping peer starts with. Default 0.1.
-    pub(crate) ramp_up_floor: f64,
-    /// Round-trip estimate of a peer not yet measured ([`Strategy::PeakEwma`]).
-    /// Default 30 ms.
-    pub(crate) default_rtt: Duration,
-    /// Decay time of the round-trip estimate. Default 10 s.
-    pub(crate) rtt_decay: Duration,
-    /// Opens connections. Default [`TcpConnector`].
-    pub(crate) connector: Arc<dyn Connector>,
-    /// Seed of the pool's random choices; `None` seeds from the OS. Set it to
-    /// make selection reproducible in tests.
-    pub(crate) seed: Option<u64>,
-}
-
-impl Default for PoolConfig {
-    fn default() -> PoolConfig {
-        PoolConfig {
-            selection: Strategy::default(),
-            max_retries: 2,
-            retry_budget: BudgetConfig::default(),
-            breaker: BreakerConfig::default(),
-            classifier: Arc::new(DefaultClassifier),
-            attempt_timeout: None,
-            connections_per_peer: 1,
-            max_connections: 1024,
-            connect_timeout: Duration::from_secs(3),
-            reconnect: Backoff::default(),
-            idle_timeout: Some(Duration::from_secs(300)),
-            sweep_interval: Duration::from_secs(10),
-            ramp_up: Duration::from_secs(10),
-            ramp_up_floor: 0.1,
-            default_rtt: Duration::from_millis(30),
-            rtt_decay: Duration::from_secs(10),
-            connector: Arc::new(TcpConnector),
-            seed: None,
-        }
-    }
-}
-
-impl PoolConfig {
-    /// How a peer is chosen. Default [`Strategy::PowerOfTwoChoices`].
-    pub fn selection(&self) -> Strategy {
-        self.selection
-    }
-
-    /// Sets [`PoolConfig::selection`].
-    pub fn set_selection(&mut self, value: Strategy) -> &mut Self {
-        self.selection = value;
-        self
-    }
-
-    /// Retries per call at most (attempts = 1 + retries). Default 2.
-    /// A call can lower or raise it ([`CallPolicy::max_retries`]).
-    pub fn max_retries(&self) -> u32 {
-        self.max_retries
-    }
-
-    /// Sets [`PoolConfig::max_retries`].
-    pub fn set_max_retries(&mut self, value: u32) -> &mut Self {
-        self.max_retries = value;
-        self
-    }
-
-    /// The retry budget shared by every call of the pool. Default 20% of
-    /// calls plus 10 a second, over 10 s.
-    pub fn retry_budget(&self) -> BudgetConfig {
-        self.retry_budget
-    }
-
-    /// Sets [`PoolConfig::retry_budget`].
-    pub fn set_retry_budget(&mut self, value: BudgetConfig) -> &mut Self {
-        self.retry_budget = value;
-        self
-    }
-
-    /// Per-peer circuit breakers. Default: open after 5 failures in a row or
-    /// under 80% success over 30 s (20 calls at least); 1 s to 60 s open;
-    /// 3 probes.
-    pub fn breaker(&self) -> BreakerConfig {
-        self.breaker
-    }
-
-    /// Sets [`PoolConfig::breaker`].
-    pub fn set_breaker(&mut self, value: BreakerConfig) -> &mut Self {
-        self.breaker = value;
-        self
-    }
-
-    /// What counts as a failure for the breakers. Default [`DefaultClassifier`].
-    pub fn classifier(&self) -> &Arc<dyn Classifier> {
-        &self.classifier
-    }
-
-    /// Sets [`PoolConfig::classifier`].
-    pub fn set_classifier(&mut self, value: Arc<dyn Classifier>) -> &mut Self {
-        self.classifier = value;
-        self
-    }
-
-    /// Longest time one attempt may take (its ttl is the smaller of this and
-    /// what is left of the call's timeout). Default none: the first attempt
-    /// may use the whole timeout.
-    pub fn attempt_timeout(&self) -> Option<Duration> {
-        self.attempt_timeout
-    }
-
-    /// Sets [`PoolConfig::attempt_timeout`].
-    pub fn set_attempt_timeout(&mut self, value: Option<Duration>) -> &mut Self {
-        self.attempt_timeout = value;
-        self
-    }
-
-    /// Connections kept to each peer; a new one is opened (in the background)
-    /// when every existing one has calls in flight. Default 1.
-    pub fn connections_per_peer(&self) -> usize {
-        self.connections_per_peer
-    }
-
-    /// Sets [`PoolConfig::connections_per_peer`].
-    pub fn set_connections_per_peer(&mut self, value: usize) -> Result<&mut Self, Error> {
-        if value == 0 {
-            return Err(Error::new(
-                ErrorCode::BAD_REQUEST,
-                "connections_per_peer must be at least 1",
-            ));
-        }
-        self.connections_per_peer = value;
-        Ok(self)
-    }
-
-    /// Connections (open or opening) over all peers at most. When the cap is
-    /// reached, an idle connection to another peer is closed to make room;
-    /// without one, the attempt fails locally with busy (and may be retried
-    /// on a peer that has a connection). Default 1024.
-    pub fn max_connections(&self) -> usize {
-        self.max_connections
-    }
-
-    /// Sets [`PoolConfig::max_connections`].
-    pub fn set_max_connections(&mut self, value: usize) -> Result<&mut Self, Error> {
-        if value == 0 {
-            return Err(Error::new(
-                ErrorCode::BAD_REQUEST,
-                "max_connections must be at least 1",
-            ));
-        }
-        self.max_connections = value;
-        Ok(self)
-    }
-
-    /// Time allowed to open a connection, handshake included (the channel's
-    /// handshake timeout applies too). Default 3 s.
-    pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
-    /// Sets [`PoolConfig::connect_timeout`].
-    pub fn set_connect_timeout(&mut self, value: Duration) -> &mut Self {
-        self.connect_timeout = value;
-        self
-    }
-
-    /// Delay before connecting again to a peer whose last connect failed.
-    /// Default 100 ms doubling to 10 s, half random.
-    pub fn reconnect(&self) -> Backoff {
-        self.reconnect
-    }
-
-    /// Sets [`PoolConfig::reconnect`].
-    pub fn set_reconnect(&mut self, value: Backoff) -> &mut Self {
-        self.reconnect = value;
-        self
-    }
-
-    /// Connections with no calls for this long are closed by the sweep.
-    /// `None` keeps them. Default 5 minutes.
-    pub fn idle_timeout(&self) -> Option<Duration> {
-        self.idle_timeout
-    }
-
-    /// Sets [`PoolConfig::idle_timeout`].
-    pub fn set_idle_timeout(&mut self, value: Option<Duration>) -> &mut Self {
-        self.idle_timeout = value;
-        self
-    }
-
-    /// How often the sweep runs (idle connections, removed peers' connections,
-    /// breaker timers). Default 10 s.
-    pub fn sweep_interval(&self) -> Duration {
-        self.sweep_interval
-    }
-
-    /// Sets [`PoolConfig::sweep_interval`].
-    pub fn set_sweep_interval(&mut self, value: Duration) -> Result<&mut Self, Error> {
-        if value.is_zero() {
-            return Err(Error::new(
-                ErrorCode::BAD_REQUEST,
-                "sweep_interval must be over zero",
-            ));
-        }
-        self.sweep_interval = value;
-        Ok(self)
-    }
-
-    /// Time over which a peer added at runtime, or whose breaker just
-    /// closed, grows to its full share of calls. Zero turns ramp-up off.
-    /// Default 10 s.
-    pub fn ramp_up(&self) -> Duration {
-        self.ramp_up
-    }
-
-    /// Sets [`PoolConfig::ramp_up`].
-    pub fn set_ramp_up(&mut self, value: Duration) -> &mut Self {
-        self.ramp_up = value;
-        self
-    }
-
-    /// Share of its load a ramping peer starts with. Default 0.1.
-    pub fn ramp_up_floor(&self) -> f64 {
-        self.ramp_up_floor
-    }
-
-    /// Sets [`PoolConfig::ramp_up_floor`].
-    pub fn set_ramp_up_floor(&mut self, value: f64) -> Result<&mut Self, Error> {
-        if !(value > 0.0 && value <= 1.0) {
-            return Err(Error::new(
-                ErrorCode::BAD_REQUEST,
-                format!("ramp_up_floor {value} is outside (0, 1]"),
-            ));
-        }
-        self.ramp_up_floor = value;
-        Ok(self)
-    }
-
-    /// Round-trip estimate of a peer not yet measured ([`Strategy::PeakEwma`]).
-    /// Default 30 ms.
-    pub fn default_rtt(&self) -> Duration {
-        self.default_rtt
-    }
-
-    /// Sets [`PoolConfig::default_rtt`].
-    pub fn set_default_rtt(&mut self, value: Duration) -> &mut Self {
-        self.default_rtt = value;
-        self
-    }
-
-    /// Decay time of the round-trip estimate. Default 10 s.
-    pub fn rtt_decay(&self) -> Duration {
-        self.rtt_decay
-    }
-
-    /// Sets [`PoolConfig::rtt_decay`].
-    pub fn set_rtt_decay(&mut self, value: Duration) -> &mut Self {
-        self.rtt_decay = value;
-        self
-    }
-
-    /// Opens connections. Default [`TcpConnector`].
-    pub fn connector(&self) -> &Arc<dyn Connector> {
-        &self.connector
-    }
-
-    /// Sets [`PoolConfig::connector`].
-    pub fn set_connector(&mut self, value: Arc<dyn Connector>) -> &mut Self {
-        self.connector = value;
-        self
-    }
-
-    /// Seed of the pool's random choices; `None` seeds from the OS. Set it to
-    /// make selection reproducible in tests.
-    pub fn seed(&self) -> Option<u64> {
-        self.seed
-    }
-
-    /// Sets [`PoolConfig::seed`].
-    pub fn set_seed(&mut self, value: Option<u64>) -> &mut Self {
-        self.seed = value;
-        self
-    }
-}
-
-impl fmt::Debug for PoolConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PoolConfig")
-            .field("selection", &self.selection)
-            .field("max_retries", &self.max_retries)
-            .field("retry_budget", &self.retry_budget)
-            .field("breaker", &self.breaker)
-            .field("attempt_timeout", &self.attempt_timeout)
-            .field("connections_per_peer", &self.connections_per_peer)
-            .field("max_connections", &self.max_connections)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("reconnect", &self.reconnect)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("sweep_interval", &self.sweep_interval)
-            .field("ramp_up", &self.ramp_up)
-            .field("ramp_up_floor", &self.ramp_up_floor)
-            .field("default_rtt", &self.default_rtt)
-            .field("rtt_decay", &self.rtt_decay)
-            .field("seed", &self.seed)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Per-call choices that only the caller can make.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CallPolicy {
-    /// The call may run more than once: unexpected errors (0x05) are then
-    /// retried too. Default false.
-    pub idempotent: bool,
-    /// Overrides [`PoolConfig::max_retries`] for this call.
-    pub max_retries: Option<u32>,
-    /// Overrides [`PoolConfig::attempt_timeout`] for this call.
-    pub attempt_timeout: Option<Duration>,
-}
-
-/// What happened to one call.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CallStats {
-    /// Attempts made (0 when the pool declined at once).
-    pub attempts: u32,
-    /// The peers tried, in order (left empty by [`PeerPool::call_counting`]).
-    pub peers: Vec<String>,
-    /// Why the last failure was not retried (`None` on success).
-    pub stop: Option<Stop>,
-}
-
-impl CallStats {
-    /// Attempts after the first.
-    pub fn retries(&self) -> u32 {
-        self.attempts.saturating_sub(1)
-    }
-}
-
-/// Counters over the pool's life.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PoolStats {
-    /// Calls made.
-    pub calls: u64,
-    /// Attempts made (calls plus retries, minus calls declined at once).
-    pub attempts: u64,
-    /// Retries made.
-    pub retries: u64,
-    /// Retries the budget refused.
-    pub budget_exhausted: u64,
-    /// Calls declined at once because no peer could take them.
-    pub declined: u64,
-    /// Connects started.
-    pub connects: u64,
-    /// Connects that failed.
-    pub connect_failures: u64,
-    /// Connections open or opening now.
-    pub connections: usize,
-}
-
-/// One peer as the pool sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PeerStatus {
-    /// `host:port`.
-    pub addr: String,
-    /// Its breaker's state.
-    pub breaker: BreakerState,
-    /// Attempts in flight (including those waiting for a connection).
-    pub in_flight: usize,
-    /// Open connections.
-    pub connections: usize,
-    /// A connect is under way.
-    pub connecting: bool,
-    /// Connects that failed in a row.
-    pub connect_failures: u32,
-    /// Round-trip estimate (peak EWMA).
-    pub rtt: Duration,
-    /// Ramp-up weight, 1 at full share.
-    pub ramp: f64,
-    /// Times its breaker opened.
-    pub times_opened: u64,
-    /// Times its breaker closed again after probing.
-    pub times_recovered: u64,
-}
 
 type Connecting = Shared<BoxFuture<'static, Result<(u64, Client), Error>>>;
 
@@ -519,6 +67,8 @@ struct State {
     retiring: Vec<Client>,
     candidates: Vec<Candidate>,
     index: Vec<usize>,
+    facts: Vec<PeerFacts>,
+    conn_facts: Vec<ConnFacts>,
 }
 
 #[derive(Default)]
@@ -594,6 +144,8 @@ impl PeerPool {
             retiring: Vec::new(),
             candidates: Vec::new(),
             index: Vec::new(),
+            facts: Vec::new(),
+            conn_facts: Vec::new(),
         };
         let inner = Arc::new(Inner {
             channel,
@@ -1142,27 +694,16 @@ impl Inner {
             // Every call deposits into the retry budget (one lock for both).
             st.budget.deposit(t);
         }
-        if st.peers.is_empty() {
-            return Err(Error::new(ErrorCode::DECLINED, "the peer pool is empty"));
-        }
-        st.candidates.clear();
-        st.index.clear();
-        let mut open = 0;
-        for (i, p) in st.peers.iter_mut().enumerate() {
+        // The facts: breaker timers run, closed connections dropped,
+        // finished ramp-ups ended; then the pure choice (pick.rs).
+        st.facts.clear();
+        for p in st.peers.iter_mut() {
             if let Some(tr) = p.breaker.handle_timeout(t) {
                 note(p, tr, t);
             }
-            // [POOL-8] open peers are skipped.
-            if !p.breaker.is_available() {
-                open += 1;
-                continue;
-            }
-            p.conns.retain(|c| !c.client.is_closed());
-            let usable = p.conns.iter().any(|c| c.client.accepts_new_calls());
-            // [POOL-10] a peer waiting out its reconnect backoff is skipped.
-            let can_connect = p.connecting.is_some() || p.reconnect_at.is_none_or(|r| r <= t);
-            if !usable && !can_connect {
-                continue;
+            let available = p.breaker.is_available();
+            if available {
+                p.conns.retain(|c| !c.client.is_closed());
             }
             let weight = match p.ramp_since {
                 Some(since) => {
@@ -1174,10 +715,13 @@ impl Inner {
                 }
                 None => 1.0,
             };
-            st.candidates.push(Candidate {
+            st.facts.push(PeerFacts {
+                available,
+                usable: available && p.conns.iter().any(|c| c.client.accepts_new_calls()),
+                can_connect: p.connecting.is_some() || p.reconnect_at.is_none_or(|r| r <= t),
                 in_flight: p.in_flight,
                 // Only peak EWMA looks at it (and it costs an exp()).
-                rtt: if cfg.selection == Strategy::PeakEwma {
+                rtt: if available && cfg.selection == Strategy::PeakEwma {
                     p.ewma.estimate(t)
                 } else {
                     Duration::ZERO
@@ -1185,51 +729,34 @@ impl Inner {
                 weight,
                 tried: tried.contains(&p.id),
             });
-            st.index.push(i);
         }
-        let Some(c) = st.selector.select(&st.candidates, &mut st.rng) else {
-            let why = if open == st.peers.len() {
-                "every peer's circuit breaker is open"
-            } else {
-                "no peer can take a call now (circuit breakers open, reconnects backing off)"
-            };
-            return Err(Error::new(ErrorCode::DECLINED, why));
-        };
-        let i = st.index[c];
+        let i = choose_peer(
+            &st.facts,
+            &mut st.selector,
+            &mut st.rng,
+            &mut st.candidates,
+            &mut st.index,
+        )
+        .map_err(|why| Error::new(ErrorCode::DECLINED, why))?;
 
-        // The connection: the least busy usable one; a new one when none is
-        // usable, or (in the background) when all are busy and more are allowed.
-        let per_peer = cfg.connections_per_peer.max(1);
-        let (best, usable_n) = {
-            let p = &st.peers[i];
-            let mut best: Option<(usize, usize)> = None;
-            let mut n = 0;
-            for (k, c) in p.conns.iter().enumerate() {
-                if c.client.accepts_new_calls() {
-                    n += 1;
-                    if best.is_none_or(|(_, load)| c.in_flight < load) {
-                        best = Some((k, c.in_flight));
-                    }
-                }
-            }
-            (best, n)
+        st.conn_facts.clear();
+        let p = &st.peers[i];
+        st.conn_facts.extend(p.conns.iter().map(|c| ConnFacts {
+            usable: c.client.accepts_new_calls(),
+            in_flight: c.in_flight,
+        }));
+        let rules = ConnRules {
+            per_peer: cfg.connections_per_peer,
+            may_connect: p.connecting.is_none() && p.reconnect_at.is_none_or(|r| r <= t),
+            open: st.connections(),
+            max: cfg.max_connections,
         };
-        let grow = {
-            let p = &st.peers[i];
-            p.connecting.is_none()
-                && usable_n < per_peer
-                && best.is_none_or(|(_, load)| load > 0)
-                && p.reconnect_at.is_none_or(|r| r <= t)
+        let (best, grow) = choose_conn(&st.conn_facts, rules);
+        let start_connect = match grow {
+            Grow::No => false,
+            Grow::Connect => true,
+            Grow::EvictIdle => st.evict_idle(i),
         };
-        let mut start_connect = false;
-        if grow {
-            if st.connections() < cfg.max_connections {
-                start_connect = true;
-            } else if best.is_none() && st.evict_idle(i) {
-                // [POOL-11] made room by closing an idle connection.
-                start_connect = true;
-            }
-        }
         let peer = &mut st.peers[i];
         let Some(admission) = peer.breaker.admit() else {
             return Err(Error::new(
@@ -1248,7 +775,7 @@ impl Inner {
             admission,
             done: false,
         };
-        let route = if let Some((k, _)) = best {
+        let route = if let Some(k) = best {
             let c = &mut peer.conns[k];
             c.in_flight += 1;
             c.last_used = t;
