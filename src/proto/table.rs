@@ -15,6 +15,41 @@
 /// seeded (foldhash: fast, and resists chosen-key collisions).
 type IdMap<V> = crate::util::HashMap<u32, V>;
 
+/// The key of a call table: a message id, typed by who chose it so that an
+/// id of one direction cannot look up a call of the other.
+pub(crate) trait CallId: Copy {
+    fn raw(self) -> u32;
+    fn from_raw(id: u32) -> Self;
+}
+
+/// The id of one of our calls: we chose it, in our requests; the peer's
+/// call res, continues and error frames carry it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct OutId(pub(crate) u32);
+
+/// The id of one of the peer's calls: it chose it, in its call req; our
+/// responses and its cancels carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct InId(pub(crate) u32);
+
+impl CallId for OutId {
+    fn raw(self) -> u32 {
+        self.0
+    }
+    fn from_raw(id: u32) -> Self {
+        OutId(id)
+    }
+}
+
+impl CallId for InId {
+    fn raw(self) -> u32 {
+        self.0
+    }
+    fn from_raw(id: u32) -> Self {
+        InId(id)
+    }
+}
+
 /// First size of the direct index, and the largest it grows to.
 const MIN_DIRECT: usize = 64;
 const MAX_DIRECT: usize = 1 << 16;
@@ -28,16 +63,17 @@ struct Slot<T> {
 
 /// Calls of one direction, by message id.
 #[derive(Debug)]
-pub(crate) struct CallTable<T> {
+pub(crate) struct CallTable<K, T> {
     /// Slot + 1 of the call whose id maps to each cell; 0 for none.
     direct: Vec<u32>,
     overflow: IdMap<u32>,
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
     len: usize,
+    _key: std::marker::PhantomData<K>,
 }
 
-impl<T> Default for CallTable<T> {
+impl<K, T> Default for CallTable<K, T> {
     fn default() -> Self {
         CallTable {
             direct: Vec::new(),
@@ -45,6 +81,7 @@ impl<T> Default for CallTable<T> {
             slots: Vec::new(),
             free: Vec::new(),
             len: 0,
+            _key: std::marker::PhantomData,
         }
     }
 }
@@ -56,7 +93,7 @@ pub(crate) struct CallRef {
     pub(crate) generation: u32,
 }
 
-impl<T> CallTable<T> {
+impl<K: CallId, T> CallTable<K, T> {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -89,12 +126,13 @@ impl<T> CallTable<T> {
         self.overflow.get(&id).map(|&s| s as usize)
     }
 
-    pub(crate) fn contains(&self, id: u32) -> bool {
-        self.find(id).is_some()
+    pub(crate) fn contains(&self, id: K) -> bool {
+        self.find(id.raw()).is_some()
     }
 
     /// Adds a call for `id` (which must not be in the table).
-    pub(crate) fn insert(&mut self, id: u32, call: T) -> CallRef {
+    pub(crate) fn insert(&mut self, id: K, call: T) -> CallRef {
+        let id = id.raw();
         if self.len * 2 >= self.direct.len() && self.direct.len() < MAX_DIRECT {
             self.grow();
         }
@@ -146,17 +184,18 @@ impl<T> CallTable<T> {
         }
     }
 
-    pub(crate) fn get(&self, id: u32) -> Option<&T> {
-        let s = self.find(id)?;
+    pub(crate) fn get(&self, id: K) -> Option<&T> {
+        let s = self.find(id.raw())?;
         self.slots[s].call.as_ref()
     }
 
-    pub(crate) fn get_mut(&mut self, id: u32) -> Option<&mut T> {
-        let s = self.find(id)?;
+    pub(crate) fn get_mut(&mut self, id: K) -> Option<&mut T> {
+        let s = self.find(id.raw())?;
         self.slots[s].call.as_mut()
     }
 
-    pub(crate) fn remove(&mut self, id: u32) -> Option<T> {
+    pub(crate) fn remove(&mut self, id: K) -> Option<T> {
+        let id = id.raw();
         if self.direct.is_empty() {
             return None;
         }
@@ -176,15 +215,15 @@ impl<T> CallTable<T> {
 
     /// The id of the call `r` names, if it is still in the table.
     #[inline]
-    pub(crate) fn live_id(&self, r: CallRef) -> Option<u32> {
+    pub(crate) fn live_id(&self, r: CallRef) -> Option<K> {
         self.slots
             .get(r.slot as usize)
             .filter(|e| e.generation == r.generation && e.call.is_some())
-            .map(|e| e.id)
+            .map(|e| K::from_raw(e.id))
     }
 
     /// Every id in the table, in ascending order.
-    pub(crate) fn sorted_ids(&self) -> Vec<u32> {
+    pub(crate) fn sorted_ids(&self) -> Vec<K> {
         let mut ids: Vec<u32> = self
             .slots
             .iter()
@@ -192,7 +231,7 @@ impl<T> CallTable<T> {
             .map(|e| e.id)
             .collect();
         ids.sort_unstable();
-        ids
+        ids.into_iter().map(K::from_raw).collect()
     }
 
     pub(crate) fn clear(&mut self) {
@@ -211,9 +250,18 @@ impl<T> CallTable<T> {
 mod tests {
     use super::*;
 
+    impl CallId for u32 {
+        fn raw(self) -> u32 {
+            self
+        }
+        fn from_raw(id: u32) -> Self {
+            id
+        }
+    }
+
     #[test]
     fn a_reused_slot_does_not_answer_for_the_call_that_left_it() {
-        let mut t: CallTable<&str> = CallTable::default();
+        let mut t: CallTable<u32, &str> = CallTable::default();
         let a = t.insert(7, "a");
         assert_eq!(t.live_id(a), Some(7));
         assert_eq!(t.remove(7), Some("a"));
@@ -233,7 +281,7 @@ mod tests {
 
     #[test]
     fn colliding_ids_and_growth_keep_every_call_findable() {
-        let mut t: CallTable<u32> = CallTable::default();
+        let mut t: CallTable<u32, u32> = CallTable::default();
         let mut model = std::collections::BTreeMap::new();
         // ids that share cells (multiples of 64), a long-lived straggler,
         // and a sliding window of consecutive ids

@@ -24,7 +24,7 @@ use super::body::ArgSender;
 use super::observe::MetricsCache;
 use crate::Error;
 use crate::frame::{ArgCollector, ArgScheme, ResponseCode, Tracing, TransportHeaders};
-use crate::proto::table::CallTable;
+use crate::proto::table::{CallTable, OutId};
 use crate::proto::{CloseReason, Connection, PeerInfo};
 
 pub(crate) use crate::util::now;
@@ -172,7 +172,7 @@ pub(crate) struct Waiters {
     pub(crate) slots: Vec<Waiter>,
     free: Vec<u32>,
     /// Message id → slot (ids are ours, consecutive: a direct-mapped table).
-    by_id: CallTable<u32>,
+    by_id: CallTable<OutId, u32>,
 }
 
 /// One slot. `generation` changes every time the slot is reused, so a stale handle
@@ -248,20 +248,20 @@ impl Waiters {
         w.generation = w.generation.wrapping_add(1);
         w.id = id;
         w.state = WaitState::Idle { streaming };
-        self.by_id.insert(id, slot);
+        self.by_id.insert(OutId(id), slot);
         (slot, w.generation)
     }
 
     /// The slot waiting on message `id`, if any.
     pub(crate) fn by_id(&mut self, id: u32) -> Option<&mut Waiter> {
-        let slot = *self.by_id.get(id)?;
+        let slot = *self.by_id.get(OutId(id))?;
         self.slots.get_mut(slot as usize)
     }
 
     /// Stops routing message `id` to its slot (its outcome is in, or the
     /// caller gave up); returns the slot.
     pub(crate) fn unroute(&mut self, id: u32) -> Option<&mut Waiter> {
-        let slot = self.by_id.remove(id)?;
+        let slot = self.by_id.remove(OutId(id))?;
         self.slots.get_mut(slot as usize)
     }
 
@@ -279,7 +279,7 @@ impl Waiters {
                 return;
             }
             if !matches!(w.state, WaitState::Done(_)) {
-                self.by_id.remove(w.id);
+                self.by_id.remove(OutId(w.id));
             }
             w.state = WaitState::Free;
             w.waker = None;

@@ -1,0 +1,375 @@
+//! Our calls: requests going out (whole or streamed), cancels, pings, and
+//! the responses and error frames coming back.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::*;
+
+impl Connection {
+    /// The fast path of `on_call_res`: a response the general path would
+    /// accept with no violation, whole in this frame.
+    #[inline]
+    pub(super) fn whole_response(&mut self, id: u32, payload: &Bytes) -> Option<Whole> {
+        let call = self.out_calls.get(OutId(id))?;
+        if !matches!(call.phase, OutPhase::Sent) {
+            return None;
+        }
+        let w = WholeCall::scan(false, payload)?;
+        let limits = &self.config.reassembly;
+        let [a1, a2, a3] = w.args;
+        if limits.max_frames == 0
+            || a1.len() > limits.max_arg1_len
+            || (a1.len() + a2.len() + a3.len()) as u64 > limits.max_message_bytes
+        {
+            return None;
+        }
+        TransportHeaders::scan_few(w.headers, w.header_count)?;
+        if !checksum_ok(&w) {
+            return None;
+        }
+        self.remove_outbound(OutId(id));
+        Some(Whole::Response(WholeResponse {
+            id,
+            code: ResponseCode(w.code),
+            headers: TransportHeaders::from_checked(lift(payload, w.headers), w.header_count),
+            tracing: w.tracing,
+            arg2: lift(payload, a2),
+            arg3: lift(payload, a3),
+        }))
+    }
+
+    pub(super) fn on_call_res(&mut self, f: CallRes) {
+        let id = f.id;
+        let Some(call) = self.out_calls.get_mut(OutId(id)) else {
+            return; // late or unknown: dropped quietly ([CONN-15])
+        };
+        if !matches!(call.phase, OutPhase::Sent) {
+            let tracing = call.tracing;
+            return self.fatal(id, tracing, format!("unexpected call res {id}"));
+        }
+        if let Some(chunks) =
+            Reassembler::check_whole(&self.config.reassembly, CallFragment::from(&f))
+        {
+            self.remove_outbound(OutId(id));
+            self.events.push_back(Event::Response(ResponseStart {
+                id,
+                code: f.code,
+                headers: f.headers,
+                tracing: f.tracing,
+                chunks,
+            }));
+            return;
+        }
+        let mut r = Reassembler::new(self.config.reassembly);
+        match r.push(CallFragment::from(&f)) {
+            Ok(chunks) => {
+                if chunks.message_complete() {
+                    self.remove_outbound(OutId(id));
+                } else {
+                    call.phase = OutPhase::Receiving(Box::new(r));
+                }
+                self.events.push_back(Event::Response(ResponseStart {
+                    id,
+                    code: f.code,
+                    headers: f.headers,
+                    tracing: f.tracing,
+                    chunks,
+                }));
+            }
+            Err(e) => self.response_failed(id, e),
+        }
+    }
+
+    pub(super) fn on_call_res_continue(&mut self, f: CallContinue) {
+        let id = f.id;
+        let Some(call) = self.out_calls.get_mut(OutId(id)) else {
+            return;
+        };
+        let OutPhase::Receiving(r) = &mut call.phase else {
+            let tracing = call.tracing;
+            return self.fatal(
+                id,
+                tracing,
+                format!("call res continue {id} before call res"),
+            );
+        };
+        match r.push(CallFragment::from(&f)) {
+            Ok(chunks) => {
+                if chunks.message_complete() {
+                    self.remove_outbound(OutId(id));
+                }
+                self.events
+                    .push_back(Event::ResponseContinue { id, chunks });
+            }
+            Err(e) => self.response_failed(id, e),
+        }
+    }
+
+    pub(super) fn response_failed(&mut self, id: u32, e: ReassemblyError) {
+        let tracing = self
+            .out_calls
+            .get(OutId(id))
+            .map(|c| c.tracing)
+            .unwrap_or_default();
+        self.remove_outbound(OutId(id));
+        let code = violation_code(&e);
+        let protocol = code == ErrorCode::PROTOCOL;
+        self.events.push_back(Event::CallFailed {
+            id,
+            error: Error::new(code, format!("bad response: {e}")),
+        });
+        if protocol {
+            self.fatal(id, tracing, format!("bad response message: {e}"));
+        }
+    }
+
+    pub(super) fn on_error(&mut self, f: ErrorFrame) {
+        let message = String::from_utf8_lossy(&f.message).into_owned();
+        if f.code == ErrorCode::PROTOCOL {
+            // [CONN-14] a 0xff for one of our calls fails it with that error,
+            // then closes like any other 0xff.
+            if f.id != NO_MESSAGE_ID && self.out_calls.contains(OutId(f.id)) {
+                self.remove_outbound(OutId(f.id));
+                self.events.push_back(Event::CallFailed {
+                    id: f.id,
+                    error: Error::from_peer(f.code, message.clone()),
+                });
+            }
+            return self.close(CloseReason::PeerProtocolError(message));
+        }
+        if f.id == NO_MESSAGE_ID {
+            // [CONN-12] no new calls on this connection.
+            self.peer_draining = true;
+            self.events
+                .push_back(Event::PeerDraining(Error::from_peer(f.code, message)));
+            return;
+        }
+        if self.out_calls.contains(OutId(f.id)) {
+            self.remove_outbound(OutId(f.id));
+            self.events.push_back(Event::CallFailed {
+                id: f.id,
+                error: Error::from_peer(f.code, message),
+            });
+        } else if self.pings.remove(&f.id) {
+            // An error for one of our pings: nothing waits for it.
+        }
+    }
+
+    pub(super) fn check_can_call(&self) -> Result<(), Error> {
+        match self.state {
+            State::Ready if !self.peer_draining => {}
+            State::Ready => return Err(Error::new(ErrorCode::DECLINED, "peer is draining")),
+            State::Draining { .. } => {
+                return Err(Error::new(ErrorCode::DECLINED, "connection draining"));
+            }
+            State::Closed => return Err(Error::new(ErrorCode::NETWORK, "connection closed")),
+            _ => {
+                return Err(Error::new(ErrorCode::DECLINED, "handshake not finished"));
+            }
+        }
+        if self.out_calls.len() >= self.config.max_outbound_calls {
+            return Err(Error::new(ErrorCode::BUSY, "too many calls in flight"));
+        }
+        Ok(())
+    }
+
+    pub(super) fn alloc_id(&mut self) -> u32 {
+        loop {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            // [ID-3] 0xffffffff is reserved; ids still in use or remembered are skipped.
+            if id != NO_MESSAGE_ID
+                && !self.out_calls.contains(OutId(id))
+                && !self.pings.contains(&id)
+                && !self.tombstone_set.contains(&(Dir::Out, id))
+            {
+                return id;
+            }
+        }
+    }
+
+    pub(super) fn ttl_ms(&self, now: Instant, deadline: Instant) -> Result<u32, Error> {
+        let left = deadline
+            .saturating_duration_since(now)
+            .min(self.config.max_ttl);
+        let ms = left.as_millis();
+        if ms < 1 {
+            // [TTL-2] never send a ttl of 0: fail locally.
+            return Err(Error::new(
+                ErrorCode::TIMEOUT,
+                "less than 1 ms left before the deadline",
+            ));
+        }
+        Ok(u32::try_from(ms).unwrap_or(u32::MAX))
+    }
+
+    /// The first frame's fields of a request, with the ttl left at `now`.
+    pub(super) fn request_head(&self, now: Instant, head: RequestHead) -> Result<CallHead, Error> {
+        let ttl = self.ttl_ms(now, head.deadline)?;
+        Ok(CallHead::Req(ReqHead {
+            ttl,
+            tracing: head.tracing,
+            service: head.service,
+            headers: head.headers,
+        }))
+    }
+
+    /// Sends a whole request and returns its id. Its outcome arrives as
+    /// [`Event::Response`] (and continues) or [`Event::CallFailed`].
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        head: RequestHead,
+        args: [&[u8]; 3],
+    ) -> Result<u32, Error> {
+        self.send_request_with(now, head, args)
+    }
+
+    /// [`Connection::send_request`] with args in shared buffers: large ones
+    /// are queued by reference (written with a vectored write), not copied.
+    pub fn send_request_shared(
+        &mut self,
+        now: Instant,
+        head: RequestHead,
+        args: [&Bytes; 3],
+    ) -> Result<u32, Error> {
+        self.send_request_with(now, head, args)
+    }
+
+    pub(super) fn send_request_with<A: MessageArg>(
+        &mut self,
+        now: Instant,
+        head: RequestHead,
+        args: [A; 3],
+    ) -> Result<u32, Error> {
+        self.check_can_call()?;
+        let id = self.alloc_id();
+        let (deadline, tracing, checksum) = (head.deadline, head.tracing, head.checksum);
+        let call_head = self.request_head(now, head)?;
+        writer::whole(
+            &mut self.transmit,
+            id,
+            &call_head,
+            checksum,
+            self.config.max_frame_size,
+            args,
+        )?;
+        self.register_outbound(id, deadline, tracing, None);
+        Ok(id)
+    }
+
+    /// Starts a request whose args will be written piece by piece with
+    /// [`Connection::write_request`] and [`Connection::end_request_arg`].
+    pub fn start_request(&mut self, now: Instant, head: RequestHead) -> Result<u32, Error> {
+        self.check_can_call()?;
+        let id = self.alloc_id();
+        let (deadline, tracing, checksum) = (head.deadline, head.tracing, head.checksum);
+        let call_head = self.request_head(now, head)?;
+        let w = MessageWriter::new(id, call_head, checksum, self.config.max_frame_size)
+            .map_err(encode_error)?;
+        self.register_outbound(id, deadline, tracing, Some(w));
+        Ok(id)
+    }
+
+    pub(super) fn register_outbound(
+        &mut self,
+        id: u32,
+        deadline: Instant,
+        tracing: Tracing,
+        writer: Option<MessageWriter>,
+    ) {
+        let r = self.out_calls.insert(
+            OutId(id),
+            OutCall {
+                deadline,
+                tracing,
+                phase: writer.map_or(OutPhase::Sent, |w| OutPhase::Writing(Box::new(w))),
+            },
+        );
+        self.deadlines.push((deadline, Dir::Out, r));
+    }
+
+    /// Appends bytes to the current arg of a streamed request. Whole frames
+    /// are queued; a partial frame is flushed so other calls can interleave.
+    pub fn write_request(&mut self, id: u32, data: &[u8]) -> Result<(), Error> {
+        let w = request_writer(&mut self.out_calls, id)?;
+        writer::stream_write(w, &mut self.transmit, data)
+    }
+
+    /// Ends the current arg of a streamed request; after the third the
+    /// request is complete.
+    pub fn end_request_arg(&mut self, id: u32) -> Result<(), Error> {
+        let w = request_writer(&mut self.out_calls, id)?;
+        if writer::stream_end_arg(w, &mut self.transmit)?
+            && let Some(call) = self.out_calls.get_mut(OutId(id))
+        {
+            call.phase = OutPhase::Sent;
+        }
+        Ok(())
+    }
+
+    /// The caller gave up on a call: forget it, remember its id so late
+    /// frames are dropped, and send a cancel frame if configured ([CANCEL-1]).
+    pub fn cancel_call(&mut self, now: Instant, id: u32, why: &str) {
+        let Some(call) = self.out_calls.get(OutId(id)) else {
+            return;
+        };
+        let tracing = call.tracing;
+        // [TTL-9] the cancel carries the call's remaining time.
+        let left = call
+            .deadline
+            .saturating_duration_since(now)
+            .min(self.config.max_ttl);
+        let ttl = u32::try_from(left.as_millis()).unwrap_or(u32::MAX);
+        self.remove_outbound(OutId(id));
+        self.tombstone(now, Dir::Out, id);
+        if self.config.send_cancel && self.state != State::Closed {
+            self.send_cancel(id, ttl, tracing, why);
+        }
+        self.maybe_drained();
+    }
+
+    pub(super) fn send_cancel(&mut self, id: u32, ttl: u32, tracing: Tracing, why: &str) {
+        let mut why = Bytes::copy_from_slice(why.as_bytes());
+        why.truncate(usize::from(u16::MAX));
+        self.queue(Frame::Cancel(Cancel {
+            id,
+            ttl,
+            tracing,
+            why,
+            trailing: Bytes::new(),
+        }));
+    }
+
+    /// Sends a ping; the answer arrives as [`Event::Pong`].
+    pub fn ping(&mut self) -> Result<u32, Error> {
+        if !self.is_ready() {
+            return Err(Error::new(ErrorCode::NETWORK, "connection not ready"));
+        }
+        let id = self.alloc_id();
+        self.pings.insert(id);
+        self.queue(Frame::PingReq(Ping::new(id)));
+        Ok(id)
+    }
+
+    pub(super) fn remove_outbound(&mut self, id: OutId) {
+        if self.out_calls.remove(id).is_some() {
+            self.prune_deadlines();
+        }
+    }
+}
+
+fn request_writer(
+    out_calls: &mut CallTable<OutId, OutCall>,
+    id: u32,
+) -> Result<&mut MessageWriter, Error> {
+    let call = out_calls
+        .get_mut(OutId(id))
+        .ok_or_else(|| Error::new(ErrorCode::NETWORK, "call is no longer in flight"))?;
+    match &mut call.phase {
+        OutPhase::Writing(w) => Ok(w),
+        _ => Err(Error::new(ErrorCode::BAD_REQUEST, "request already sent")),
+    }
+}
