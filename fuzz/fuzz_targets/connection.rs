@@ -27,6 +27,10 @@ use tchan::frame::{ChecksumType, ErrorCode, ResponseCode, Tracing, TransportHead
 use tchan::proto::{Connection, ConnectionConfig, Event, RequestHead, Whole};
 use tokio_util::codec::Decoder;
 
+// The invariant checks are the proto tests' own.
+#[path = "../../tests/support/conn.rs"]
+mod harness;
+
 #[derive(Arbitrary, Debug)]
 enum Op {
     Advance(u16),
@@ -112,14 +116,7 @@ impl Side {
 
     fn collect(&mut self) {
         if let Some(b) = self.conn.poll_transmit() {
-            // Every batch is made of whole frames.
-            let mut check = b.clone();
-            let mut codec = FrameCodec::new();
-            while let Some(_f) = codec
-                .decode(&mut check)
-                .expect("we only write valid frames")
-            {}
-            assert!(check.is_empty(), "a transmit batch ended inside a frame");
+            harness::whole_frames(&mut FrameCodec::new(), b.clone(), "side");
             self.pending.extend_from_slice(&b);
         }
         while let Some(ev) = self.conn.poll_event() {
@@ -127,8 +124,7 @@ impl Side {
             match ev {
                 Event::Closed(_) => {
                     self.closed = true;
-                    assert_eq!(self.conn.table_sizes(), [0; 5]);
-                    assert!(self.conn.poll_timeout().is_none());
+                    harness::check_closed(&self.conn, "side");
                 }
                 Event::Response(r) => {
                     let done = r.chunks.message_complete();

@@ -9,7 +9,7 @@
 //! # Layout
 //!
 //! Every decision is a small pure core, with time passed in as `now` and
-//! randomness as a parameter, unit-tested without tokio (style guide §3.12):
+//! randomness as a parameter, unit-tested without tokio:
 //!
 //! - [`select`]: power of two choices (default), least pending, round robin,
 //!   peak EWMA; ramp-up; avoiding the peers a call already tried.
@@ -17,10 +17,14 @@
 //! - [`budget`]: the retry budget over a sliding window.
 //! - [`retry`]: whether one failed attempt is tried again.
 //! - [`backoff`]: exponential backoff with jitter (reconnects, open breakers).
+//! - `pick.rs`: the choice of peer and connection for one attempt, from the
+//!   facts the pool gathers under its lock.
+//! - `classify.rs`: what a result says about a peer ([`Classifier`]).
 //!
 //! The thin async shell is `pool.rs` ([`PeerPool`]: connections, the call
-//! loop, the sweep task) and `source.rs` ([`PeerSource`]: where peer lists
-//! come from).
+//! loop, the sweep task), with its options in `config.rs`, its reports in
+//! `stats.rs`, how it connects in `connect.rs`, and `source.rs`
+//! ([`PeerSource`]: where peer lists come from).
 
 pub mod backoff;
 pub mod breaker;
