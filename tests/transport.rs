@@ -199,9 +199,13 @@ async fn a_server_that_answers_in_reverse_order() {
         all_in.notified().await;
         let mut g = std::mem::take(&mut *gates.lock().unwrap());
         g.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
-        for (_, tx) in g {
+        // One at a time: the next answer is released once the caller of the
+        // previous one has it, so the order seen is the order released.
+        for (k, (_, tx)) in g.into_iter().enumerate() {
             tx.send(()).unwrap();
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            while order.lock().unwrap().len() <= k {
+                tokio::task::yield_now().await;
+            }
         }
     };
     tokio::join!(futures::future::join_all(calls), release);
@@ -516,12 +520,23 @@ async fn a_disconnect_in_the_middle_of_a_fragmented_message_cleans_up_both_sides
 async fn a_server_dying_mid_response_fails_the_call_once_with_network_error() {
     // [CONN-21]
     let srv = Channel::new("server");
-    srv.register("svc", "half", |_req: Request| async move {
-        let first = futures::stream::iter([Ok(Bytes::from(vec![9u8; 300 * 1024]))]);
-        Ok(Response::ok(
-            Bytes::new(),
-            Body::from_stream(first.chain(futures::stream::pending())),
-        ))
+    // The handler's body says when the driver has taken its first chunk
+    // and asks for the next: the response is then under way.
+    let started = Arc::new(tokio::sync::Notify::new());
+    let signal = started.clone();
+    srv.register("svc", "half", move |_req: Request| {
+        let signal = signal.clone();
+        async move {
+            let first = futures::stream::iter([Ok(Bytes::from(vec![9u8; 300 * 1024]))]);
+            let then = futures::stream::once(async move {
+                signal.notify_one();
+                futures::future::pending::<Result<Bytes, tchan::Error>>().await
+            });
+            Ok(Response::ok(
+                Bytes::new(),
+                Body::from_stream(first.chain(then)),
+            ))
+        }
     });
     let (client, back) = duplex_pair(&srv, &Channel::new("client")).await;
     let call = {
@@ -531,7 +546,7 @@ async fn a_server_dying_mid_response_fails_the_call_once_with_network_error() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    started.notified().await;
     back.close();
     let e = call.await.unwrap().unwrap_err();
     assert_eq!(e.code(), ErrorCode::NETWORK);

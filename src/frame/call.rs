@@ -82,7 +82,7 @@ pub struct CallReq {
     pub flags: Flags,
     /// Time to live in milliseconds.
     pub ttl: u32,
-    /// Tracing.
+    /// Tracing: span, parent and trace ids and flags (`tracing:25`).
     pub tracing: Tracing,
     /// Destination service (`service~1`).
     pub service: Bytes,
@@ -103,7 +103,7 @@ pub struct CallRes {
     pub flags: Flags,
     /// Response code.
     pub code: ResponseCode,
-    /// Tracing.
+    /// Tracing: span, parent and trace ids and flags (`tracing:25`).
     pub tracing: Tracing,
     /// Transport headers.
     pub headers: TransportHeaders,
@@ -353,13 +353,13 @@ impl CallContinue {
 pub struct CallFragment<'a> {
     /// True for call req / call res, false for a continuation.
     pub first: bool,
-    /// Flags.
+    /// The frame's flags: more fragments follow, streaming.
     pub flags: Flags,
     /// Checksum field.
     pub checksum: ChecksumField,
     /// Transport headers (first frames only).
     pub headers: Option<&'a TransportHeaders>,
-    /// Arg chunks.
+    /// The frame's pieces of args, in order.
     pub args: &'a ArgChunks,
 }
 

@@ -283,7 +283,7 @@ pub struct Opaque {
     pub frame_type: FrameType,
     /// Message id.
     pub id: u32,
-    /// The payload.
+    /// The payload, undecoded.
     pub payload: Bytes,
 }
 

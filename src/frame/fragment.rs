@@ -25,7 +25,7 @@ use super::{FrameHeader, FrameType, HEADER_LEN, MAX_FRAME_SIZE};
 pub struct ReqHead {
     /// Time to live in ms; never 0.
     pub ttl: u32,
-    /// Tracing.
+    /// Tracing: span, parent and trace ids and flags (`tracing:25`).
     pub tracing: Tracing,
     /// Destination service, at most 255 bytes.
     pub service: Bytes,

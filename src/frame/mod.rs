@@ -58,27 +58,27 @@ pub use tracing::{TRACING_LEN, Tracing};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Frame {
-    /// 0x01.
+    /// Type 0x01: opens the handshake.
     InitReq(Init),
-    /// 0x02.
+    /// Type 0x02: answers init req.
     InitRes(Init),
-    /// 0x03.
+    /// Type 0x03: the first frame of a request.
     CallReq(CallReq),
-    /// 0x04.
+    /// Type 0x04: the first frame of a response.
     CallRes(CallRes),
-    /// 0x13.
+    /// Type 0x13: a later frame of a request.
     CallReqContinue(CallContinue),
-    /// 0x14.
+    /// Type 0x14: a later frame of a response.
     CallResContinue(CallContinue),
-    /// 0xc0.
+    /// Type 0xc0: the caller gives up on a call.
     Cancel(Cancel),
-    /// 0xc1.
+    /// Type 0xc1: claim (read and ignored).
     Claim(Claim),
-    /// 0xd0.
+    /// Type 0xd0: a ping.
     PingReq(Ping),
-    /// 0xd1.
+    /// Type 0xd1: a ping's answer.
     PingRes(Ping),
-    /// 0xff.
+    /// Type 0xff: an error for one call, or for the connection.
     Error(ErrorFrame),
     /// Any other type, kept byte for byte.
     Unknown(Opaque),

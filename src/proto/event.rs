@@ -165,7 +165,8 @@ pub enum Event {
     RequestContinue {
         /// The request's id.
         id: u32,
-        /// The chunks.
+        /// The arg bytes this frame carried, and whether the request is now
+        /// complete.
         chunks: FrameChunks,
     },
     /// The peer cancelled one of its requests; it was answered cancelled (0x02).
@@ -179,7 +180,7 @@ pub enum Event {
     RequestAborted {
         /// The request's id.
         id: u32,
-        /// Why.
+        /// Why it ended: its code is what the peer was answered with.
         error: Error,
     },
     /// A response to one of our calls started.
@@ -188,7 +189,8 @@ pub enum Event {
     ResponseContinue {
         /// Our call's id.
         id: u32,
-        /// The chunks.
+        /// The arg bytes this frame carried, and whether the response is now
+        /// complete.
         chunks: FrameChunks,
     },
     /// One of our calls failed: error frame, deadline, bad response, or the

@@ -162,7 +162,7 @@ pub struct Response {
     /// Checked when the response is sent: one that breaks the rules turns
     /// the answer into an unexpected-error frame.
     pub headers: TransportHeaders,
-    /// arg2.
+    /// arg2: the application's headers, in the request's arg scheme.
     pub arg2: Bytes,
     /// arg3, whole or streamed.
     pub arg3: Body,

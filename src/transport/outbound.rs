@@ -34,9 +34,10 @@ pub struct CallResponse {
     pub headers: TransportHeaders,
     /// Tracing echoed by the server.
     pub tracing: Tracing,
-    /// arg2.
+    /// arg2: the application's headers, in the call's arg scheme.
     pub arg2: Bytes,
-    /// arg3.
+    /// arg3: the body, whole (for a large one, use
+    /// [`crate::Client::call_streaming`]).
     pub arg3: Bytes,
 }
 

@@ -52,7 +52,17 @@ pub(crate) fn writer_refuses_arg1_over_16_kib() {
         65535,
         [&arg1, b"", b""],
     );
-    assert!(r.is_err(), "arg1 of 16385 bytes was written");
+    assert!(
+        matches!(
+            r,
+            Err(EncodeError::FieldTooLong {
+                field: "arg1",
+                len: 16385,
+                max: 16384
+            })
+        ),
+        "arg1 of 16385 bytes: {r:?}"
+    );
     // 16384 is fine.
     let mut dst = BytesMut::new();
     MessageWriter::write_message(

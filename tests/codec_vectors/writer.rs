@@ -449,7 +449,19 @@ pub(crate) fn writer_rejects_an_empty_service() {
         service: Bytes::new(),
         headers: TransportHeaders::new(),
     });
-    assert!(MessageWriter::new(1, head, ChecksumType::NONE, 65535).is_err());
+    let r = MessageWriter::new(1, head, ChecksumType::NONE, 65535);
+    assert!(
+        matches!(
+            r,
+            Err(EncodeError::FieldTooLong {
+                field: "service (empty)",
+                len: 0,
+                ..
+            })
+        ),
+        "{:?}",
+        r.err()
+    );
 }
 
 #[test]
