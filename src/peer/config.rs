@@ -12,7 +12,7 @@ use super::select::Strategy;
 use crate::Error;
 use crate::frame::ErrorCode;
 
-/// Options of a [`PeerPool`]; every one has a default.
+/// Options of a [`PeerPool`](super::PeerPool); every one has a default.
 #[derive(Clone)]
 pub struct PoolConfig {
     /// How a peer is chosen. Default [`Strategy::PowerOfTwoChoices`].

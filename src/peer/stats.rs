@@ -11,7 +11,7 @@ use super::retry::Stop;
 pub struct CallStats {
     /// Attempts made (0 when the pool declined at once).
     pub attempts: u32,
-    /// The peers tried, in order (left empty by [`PeerPool::call_counting`]).
+    /// The peers tried, in order (left empty by [`PeerPool::call_counting`](super::PeerPool::call_counting)).
     pub peers: Vec<String>,
     /// Why the last failure was not retried (`None` on success).
     pub stop: Option<Stop>,
