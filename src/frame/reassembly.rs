@@ -588,10 +588,16 @@ pub struct ArgCollector {
     extra: Vec<ArgBuf>,
 }
 
+/// One arg as it is gathered. A single chunk stays a slice of the frame it
+/// came in (no copy, the usual case). From the second chunk on, the arg is
+/// copied into a buffer of its own: a slice would keep its whole read buffer
+/// alive (often a megabyte shared with other calls' frames) for as long as
+/// the message is assembling, so counting arg bytes would not bound memory.
+/// The copy is the one joining the chunks would make anyway.
 #[derive(Debug, Clone)]
 enum ArgBuf {
     One(Bytes),
-    Many(Vec<Bytes>, usize),
+    Owned(BytesMut),
 }
 
 impl Default for ArgBuf {
@@ -608,49 +614,38 @@ impl ArgBuf {
         match self {
             ArgBuf::One(b) if b.is_empty() => *b = data,
             ArgBuf::One(b) => {
+                // Room for twice what arrived so far: an arg of a few full
+                // frames is copied once, a longer one grows by doubling.
                 let len = b.len() + data.len();
-                let mut chunks = Vec::with_capacity(8);
-                chunks.push(std::mem::take(b));
-                chunks.push(data);
-                *self = ArgBuf::Many(chunks, len);
+                let mut m = BytesMut::with_capacity(2 * len);
+                m.extend_from_slice(b);
+                m.extend_from_slice(&data);
+                *self = ArgBuf::Owned(m);
             }
-            ArgBuf::Many(chunks, len) => {
-                *len += data.len();
-                chunks.push(data);
-            }
+            ArgBuf::Owned(m) => m.extend_from_slice(&data),
         }
     }
 
     fn into_bytes(self) -> Bytes {
         match self {
             ArgBuf::One(b) => b,
-            ArgBuf::Many(chunks, len) => concat(&chunks, len),
+            ArgBuf::Owned(m) => m.freeze(),
         }
     }
 
     fn into_chunks(self) -> Vec<Bytes> {
         match self {
             ArgBuf::One(b) if b.is_empty() => Vec::new(),
-            ArgBuf::One(b) => vec![b],
-            ArgBuf::Many(chunks, _) => chunks,
+            b => vec![b.into_bytes()],
         }
     }
 
     fn peek(&self) -> Bytes {
         match self {
             ArgBuf::One(b) => b.clone(),
-            ArgBuf::Many(chunks, len) => concat(chunks, *len),
+            ArgBuf::Owned(m) => Bytes::copy_from_slice(m),
         }
     }
-}
-
-/// The chunks as one buffer of exactly `len` bytes.
-fn concat(chunks: &[Bytes], len: usize) -> Bytes {
-    let mut m = BytesMut::with_capacity(len);
-    for c in chunks {
-        m.extend_from_slice(c);
-    }
-    m.freeze()
 }
 
 impl ArgCollector {
@@ -709,7 +704,8 @@ impl ArgCollector {
         self.args.map(ArgBuf::into_bytes)
     }
 
-    /// arg1 and arg2 whole, and arg3 as the chunks it arrived in (no copy).
+    /// arg1 and arg2 whole, and arg3 as chunks (one piece: the frame's
+    /// slice when it arrived in one frame, else its gathered copy).
     pub fn into_two_and_chunks(self) -> (Bytes, Bytes, Vec<Bytes>) {
         let [a1, a2, a3] = self.args;
         (a1.into_bytes(), a2.into_bytes(), a3.into_chunks())

@@ -31,6 +31,8 @@ pub struct ConnectionConfig {
     /// they arrive (zero-copy slices keep their read buffers alive until the
     /// call ends). A request that would go over is answered busy. Default 256 MiB.
     pub(crate) max_inbound_bytes: u64,
+    /// Most arg bytes held for the responses to our calls.
+    pub(crate) max_response_bytes: u64,
     /// Per-message limits: arg1 length, total arg bytes, frames; and whether a
     /// bad transport header fails the call (strict, the default).
     pub(crate) reassembly: ReassemblyLimits,
@@ -69,6 +71,7 @@ impl Default for ConnectionConfig {
             max_inbound_calls: 16384,
             max_outbound_calls: 16384,
             max_inbound_bytes: 256 * 1024 * 1024,
+            max_response_bytes: 256 * 1024 * 1024,
             reassembly: ReassemblyLimits::default(),
             max_ttl: Duration::from_secs(120),
             tombstone_ttl: Duration::from_secs(3),
@@ -166,6 +169,21 @@ impl ConnectionConfig {
     /// Sets [`ConnectionConfig::max_inbound_bytes`].
     pub fn set_max_inbound_bytes(&mut self, value: u64) -> &mut Self {
         self.max_inbound_bytes = value;
+        self
+    }
+
+    /// Most arg bytes held, together, for the responses to our calls on one
+    /// connection: those of responses still arriving, and of streamed
+    /// responses what their consumers have not taken yet. The call whose
+    /// response would go over fails locally with bad request (0x06); the
+    /// connection stays open for the others. Default 256 MiB.
+    pub fn max_response_bytes(&self) -> u64 {
+        self.max_response_bytes
+    }
+
+    /// Sets [`ConnectionConfig::max_response_bytes`].
+    pub fn set_max_response_bytes(&mut self, value: u64) -> &mut Self {
+        self.max_response_bytes = value;
         self
     }
 

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
@@ -17,9 +18,8 @@ use crate::Error;
 pub enum Body {
     /// All the bytes.
     Full(Bytes),
-    /// All the bytes, as the pieces they arrived in (an arg spread over
-    /// several frames reaches a buffered handler this way: slices of the
-    /// frames, not copied). [`Body::into_bytes`] joins them with one copy.
+    /// All the bytes, in pieces (a body a caller built from parts, sent
+    /// without joining them). [`Body::into_bytes`] joins them with one copy.
     Chunks(Vec<Bytes>),
     /// Chunks as they come.
     Stream(Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>),
@@ -134,6 +134,43 @@ struct StreamState {
     error: Option<Error>,
     waker: Option<Waker>,
     receiver_gone: bool,
+    /// For a response: where the bytes the consumer took (or dropped) are
+    /// added up, for the connection's `max_response_bytes` budget.
+    taken: Option<Arc<AtomicU64>>,
+    /// For a response: run when the consumer drops the stream before the
+    /// response ended, to give up on the call.
+    abandon: Option<Abandon>,
+}
+
+/// Gives up on a call whose streamed response nobody reads any more: the
+/// connection forgets it, tombstones its id and sends a cancel frame if it
+/// is configured to.
+pub(crate) struct Abandon {
+    pub(crate) shared: std::sync::Weak<super::shared::Shared>,
+    pub(crate) id: u32,
+}
+
+impl Abandon {
+    fn run(self) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let mut st = shared.lock();
+        if st.streams.remove(&self.id).is_some() {
+            st.conn
+                .cancel_call(super::shared::now(), self.id, "response body dropped");
+            drop(st);
+            shared.driver.wake();
+        }
+    }
+}
+
+impl StreamState {
+    fn took(&self, n: usize) {
+        if let Some(t) = &self.taken {
+            t.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The receiving end of a streamed argument, fed by the connection.
@@ -148,7 +185,29 @@ pub(crate) struct ArgSender {
 }
 
 pub(crate) fn arg_stream() -> (ArgSender, ArgStream) {
-    let inner = Arc::new(Mutex::new(StreamState::default()));
+    arg_stream_with(None, None)
+}
+
+/// [`arg_stream`] for a response: chunks count against the connection's
+/// budget until the consumer takes them; `taken` adds up those it took or
+/// dropped.
+/// Dropping the stream before the response ended runs `abandon`.
+pub(crate) fn arg_stream_counted(
+    taken: Arc<AtomicU64>,
+    abandon: Abandon,
+) -> (ArgSender, ArgStream) {
+    arg_stream_with(Some(taken), Some(abandon))
+}
+
+fn arg_stream_with(
+    taken: Option<Arc<AtomicU64>>,
+    abandon: Option<Abandon>,
+) -> (ArgSender, ArgStream) {
+    let inner = Arc::new(Mutex::new(StreamState {
+        taken,
+        abandon,
+        ..StreamState::default()
+    }));
     (
         ArgSender {
             inner: inner.clone(),
@@ -172,8 +231,15 @@ impl ArgSender {
     pub(crate) fn push(&self, chunk: Bytes) {
         if !chunk.is_empty() {
             self.with(|s| {
-                if !s.receiver_gone {
+                if s.receiver_gone {
+                    s.took(chunk.len());
+                } else if s.chunks.is_empty() {
                     s.chunks.push_back(chunk)
+                } else {
+                    // The consumer lags: keep a copy, not a slice that would
+                    // keep its whole read buffer (shared with other calls'
+                    // frames) alive while it waits.
+                    s.chunks.push_back(Bytes::copy_from_slice(&chunk))
                 }
             });
         }
@@ -199,6 +265,7 @@ impl Stream for ArgStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = st.chunks.pop_front() {
+            st.took(c.len());
             return Poll::Ready(Some(Ok(c)));
         }
         if let Some(e) = st.error.take() {
@@ -214,9 +281,19 @@ impl Stream for ArgStream {
 
 impl Drop for ArgStream {
     fn drop(&mut self) {
-        let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        st.receiver_gone = true;
-        st.chunks.clear();
+        let abandon = {
+            let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            st.receiver_gone = true;
+            let left: usize = st.chunks.iter().map(Bytes::len).sum();
+            st.took(left);
+            st.chunks.clear();
+            if st.done { None } else { st.abandon.take() }
+        };
+        // Without the stream's lock: the connection's lock is taken before
+        // it elsewhere.
+        if let Some(a) = abandon {
+            a.run();
+        }
     }
 }
 

@@ -379,6 +379,13 @@ impl Client {
         v
     }
 
+    /// Header sets this connection keeps for the calls it makes, one per
+    /// (service, method, caller, scheme) our application used (bounded).
+    /// Nothing the peer sends adds to them.
+    pub fn cached_routes(&self) -> usize {
+        self.shared.lock().routes.routes.len()
+    }
+
     /// Closes the connection now: calls in flight fail with network error.
     pub fn close(&self) {
         {
@@ -584,6 +591,10 @@ impl Client {
             }
         };
         let (slot, generation) = st.waiters.insert(id, streaming);
+        if streaming {
+            // [CONN-23] its bytes count until its consumer takes them.
+            st.conn.stream_response(id);
+        }
         if let Some(m) = &metrics {
             m.started();
         }

@@ -145,6 +145,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
         } = self;
         {
             let mut st = shared.lock();
+            // [CONN-23] what consumers of streamed responses took frees room
+            // in the budget before new response bytes are counted.
+            let taken = st.taken.swap(0, std::sync::atomic::Ordering::Relaxed);
+            if taken > 0 {
+                st.conn.release_response_bytes(taken);
+            }
             loop {
                 match codec.split_frame(rbuf) {
                     Ok(Some((header, payload))) => {

@@ -537,6 +537,11 @@ impl Dispatch {
             } else {
                 (Body::Stream(Box::pin(rx)), Some(tx))
             }
+        } else if arg3.len() == 1 {
+            (
+                Body::Full(arg3.into_iter().next().unwrap_or_default()),
+                None,
+            )
         } else {
             (Body::Chunks(arg3), None)
         };

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::body::{Body, arg_stream};
+use super::body::{Abandon, Body, arg_stream, arg_stream_counted};
 use super::observe::CallMetrics;
 use super::shared::{Assembly, ConnState, Outcome, Shared, WaitState, now};
 use crate::Error;
@@ -141,6 +141,8 @@ impl Drop for PendingCall<'_> {
         };
         let id = w.id;
         let live = !matches!(w.state, WaitState::Done(_));
+        let state = std::mem::replace(&mut w.state, WaitState::Idle { streaming: false });
+        release_collected(st, &state);
         st.waiters.release(self.slot);
         if live {
             let was_empty = st.conn.transmit_len() == 0;
@@ -154,6 +156,16 @@ impl Drop for PendingCall<'_> {
 }
 
 // ===== filling waiters from the core's events (driver, under the lock) =====
+
+/// A streamed call's waiter state is going away: the response bytes it
+/// collected no longer count against the connection's budget.
+pub(crate) fn release_collected(st: &mut ConnState, state: &WaitState) {
+    if let WaitState::Waiting(a) = state
+        && a.streaming
+    {
+        st.conn.release_response_bytes(a.bytes);
+    }
+}
 
 /// A response that arrived whole (the usual call): the call is done.
 pub(crate) fn on_whole_response(
@@ -239,6 +251,7 @@ pub(crate) fn on_response(
         head: Some((code, headers, tracing)),
         args: ArgCollector::new(),
         arg2_done: false,
+        bytes: 0,
     }));
     on_response_continue(st, id, &chunks, at, wake);
 }
@@ -253,11 +266,15 @@ pub(crate) fn on_response_continue(
 ) {
     let complete = chunks.message_complete();
     if let Some(body) = st.streams.get(&id) {
+        let mut other = 0;
         for ArgChunk { index, data, .. } in chunks.iter() {
             if index == 2 {
                 body.push(data);
+            } else {
+                other += data.len() as u64;
             }
         }
+        st.conn.release_response_bytes(other);
         if complete && let Some(body) = st.streams.remove(&id) {
             body.finish();
         }
@@ -273,6 +290,7 @@ pub(crate) fn on_response_continue(
         if c.index > 1 || (c.index == 1 && c.ends_arg) {
             a.arg2_done = true;
         }
+        a.bytes += c.data.len() as u64;
         a.args.push(c);
     }
     if !(complete || a.streaming && a.arg2_done) {
@@ -287,6 +305,7 @@ pub(crate) fn on_response_continue(
         streaming,
         head,
         args,
+        bytes,
         ..
     } = *a;
     let (code, headers, tracing) = head.unwrap_or((
@@ -296,7 +315,15 @@ pub(crate) fn on_response_continue(
     ));
     if streaming {
         let (_, arg2, arg3) = args.into_two_and_chunks();
-        let (sender, stream) = arg_stream();
+        // arg1 and arg2 go to the caller now; arg3's chunks count until the
+        // consumer takes them from the stream.
+        let queued: u64 = arg3.iter().map(|c| c.len() as u64).sum();
+        st.conn.release_response_bytes(bytes.saturating_sub(queued));
+        let abandon = Abandon {
+            shared: st.me.clone(),
+            id,
+        };
+        let (sender, stream) = arg_stream_counted(st.taken.clone(), abandon);
         for c in arg3 {
             sender.push(c);
         }
@@ -341,8 +368,9 @@ pub(crate) fn on_call_failed(
         return;
     }
     if let Some(w) = st.waiters.unroute(id) {
-        w.state = WaitState::Done(Outcome::Failed(error, at));
+        let state = std::mem::replace(&mut w.state, WaitState::Done(Outcome::Failed(error, at)));
         wake.extend(w.waker.take());
+        release_collected(st, &state);
     }
 }
 

@@ -79,6 +79,12 @@ pub(crate) struct ConnState {
     pub(crate) closed: Option<CloseReason>,
     /// The peer's `host_port` (the metrics' `peer` label source).
     pub(crate) peer_host_port: Arc<str>,
+    /// Bytes of streamed responses their consumers took or dropped, to be
+    /// released from the core's `max_response_bytes` budget by the driver.
+    pub(crate) taken: Arc<std::sync::atomic::AtomicU64>,
+    /// The [`Shared`] this state is in (for a streamed response's body to
+    /// give up on its call when it is dropped).
+    pub(crate) me: std::sync::Weak<Shared>,
 }
 
 impl Shared {
@@ -87,8 +93,9 @@ impl Shared {
         config: DriverConfig,
         peer_addr: Option<SocketAddr>,
     ) -> Arc<Shared> {
-        Arc::new(Shared {
+        Arc::new_cyclic(|me| Shared {
             state: Mutex::new(ConnState {
+                me: me.clone(),
                 conn,
                 waiters: Waiters::default(),
                 streams: IdMap::default(),
@@ -99,6 +106,7 @@ impl Shared {
                 pongs: IdMap::default(),
                 closed: None,
                 peer_host_port: Arc::from(""),
+                taken: Arc::default(),
             }),
             driver: AtomicWaker::new(),
             queued: AtomicUsize::new(0),
@@ -203,6 +211,9 @@ pub(crate) struct Assembly {
     pub(crate) head: Option<(ResponseCode, TransportHeaders, Tracing)>,
     pub(crate) args: ArgCollector,
     pub(crate) arg2_done: bool,
+    /// Arg bytes collected so far (a streamed response's are released to the
+    /// core's budget by the transport, `max_response_bytes`).
+    pub(crate) bytes: u64,
 }
 
 /// What a finished call gives its caller.

@@ -66,13 +66,13 @@ pub(crate) fn peer_protocol_error_closes_and_fails_every_call_once() {
     assert_eq!(all.len(), 3);
     for id in &ids {
         let e = outcome(&ev, *id).error().clone();
-        assert_eq!(e.code(), ErrorCode::NETWORK);
+        assert_eq!(e.code(), ErrorCode::PROTOCOL, "[CONN-22]");
         assert!(e.is_local());
     }
     assert_eq!(
         summary(&ev)[3..],
         [
-            format!("RequestAborted({s}, network local)"),
+            format!("RequestAborted({s}, protocol local)"),
             "Closed(PeerProtocolError)".into()
         ]
     );
@@ -121,7 +121,7 @@ pub(crate) fn protocol_error_for_a_call_fails_it_and_closes() {
         "the call gets the error itself"
     );
     assert!(!ea.is_local());
-    assert_eq!(outcome(&ev, b).error().code(), ErrorCode::NETWORK);
+    assert_eq!(outcome(&ev, b).error().code(), ErrorCode::PROTOCOL);
     assert_eq!(summary(&ev).last().unwrap(), "Closed(PeerProtocolError)");
 }
 
@@ -143,7 +143,7 @@ pub(crate) fn undecodable_bytes_get_protocol_error_and_close() {
     assert_eq!(
         summary(&p.events(Client)),
         [
-            format!("RequestAborted({id}, network local)"),
+            format!("RequestAborted({id}, protocol local)"),
             "Closed(ProtocolError)".into()
         ]
     );
@@ -201,7 +201,7 @@ pub(crate) fn request_with_a_fourth_arg_is_a_protocol_error() {
     assert_eq!(fsummary(&out), [format!("Error({a:#x}, protocol)")]);
     let ev = p.events(Client);
     assert_eq!(outcome(&ev, a).error().code(), ErrorCode::PROTOCOL);
-    assert_eq!(outcome(&ev, b).error().code(), ErrorCode::NETWORK);
+    assert_eq!(outcome(&ev, b).error().code(), ErrorCode::PROTOCOL);
     assert_eq!(summary(&ev).last().unwrap(), "Closed(ProtocolError)");
 }
 
@@ -228,8 +228,8 @@ pub(crate) fn duplicate_in_flight_request_id_is_a_protocol_error() {
     assert_eq!(
         summary(&p.events(Server)),
         [
-            "RequestAborted(7, network local)",
-            "RequestAborted(4294967295, network local)",
+            "RequestAborted(7, protocol local)",
+            "RequestAborted(4294967295, protocol local)",
             "Closed(ProtocolError)"
         ]
     );

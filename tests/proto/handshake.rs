@@ -234,7 +234,7 @@ pub(crate) fn init_after_handshake_is_a_protocol_error() {
     assert_eq!(
         summary(&p.events(Server)),
         [
-            format!("RequestAborted({id}, network local)"),
+            format!("RequestAborted({id}, protocol local)"),
             "Closed(ProtocolError)".into()
         ]
     );

@@ -41,3 +41,4 @@ mod handshake;
 mod headers;
 mod pings;
 mod rejections;
+mod reply_budget;

@@ -78,6 +78,11 @@ struct OutCall {
     deadline: Instant,
     tracing: Tracing,
     phase: OutPhase,
+    /// Arg bytes of the response counted against `max_response_bytes`.
+    bytes: u64,
+    /// The caller takes the response as a stream: its bytes stay counted
+    /// after the call ends, until the transport releases them.
+    streamed: bool,
 }
 
 /// Where one of our calls is: the request goes out whole or streamed, then
@@ -115,6 +120,8 @@ pub struct Connection {
     out_calls: CallTable<OutId, OutCall>,
     in_calls: CallTable<InId, InCall>,
     inbound_bytes: u64,
+    /// Arg bytes held for the responses to our calls ([CONN-23]).
+    response_bytes: u64,
     /// Call deadlines, earliest first (entries of calls that ended are
     /// dropped lazily, see `timers.rs`).
     deadlines: Deadlines,
@@ -148,6 +155,7 @@ impl Connection {
             out_calls: CallTable::default(),
             in_calls: CallTable::default(),
             inbound_bytes: 0,
+            response_bytes: 0,
             deadlines: Deadlines::default(),
             tombstones: VecDeque::new(),
             tombstone_set: HashSet::default(),
@@ -445,21 +453,30 @@ impl Connection {
         self.handshake_deadline = None;
         self.keepalive_next = None;
         let why = reason.to_string();
+        // [CONN-22] a close the peer caused by breaking the protocol fails the
+        // calls with that protocol error; any other close is a network error.
+        let code = match reason {
+            CloseReason::ProtocolError(_) | CloseReason::PeerProtocolError(_) => {
+                ErrorCode::PROTOCOL
+            }
+            _ => ErrorCode::NETWORK,
+        };
         for id in self.out_calls.sorted_ids() {
             self.events.push_back(Event::CallFailed {
                 id: id.0,
-                error: Error::new(ErrorCode::NETWORK, format!("connection closed: {why}")),
+                error: Error::new(code, format!("connection closed: {why}")),
             });
         }
         for id in self.in_calls.sorted_ids() {
             self.events.push_back(Event::RequestAborted {
                 id: id.0,
-                error: Error::new(ErrorCode::NETWORK, format!("connection closed: {why}")),
+                error: Error::new(code, format!("connection closed: {why}")),
             });
         }
         self.out_calls.clear();
         self.in_calls.clear();
         self.inbound_bytes = 0;
+        self.response_bytes = 0;
         self.deadlines.clear();
         self.tombstones.clear();
         self.tombstone_set.clear();
@@ -556,6 +573,8 @@ mod tests {
                 deadline: now,
                 tracing: Tracing::default(),
                 phase: OutPhase::Sent,
+                bytes: 0,
+                streamed: false,
             },
         );
         assert_eq!(c.alloc_id(), 0xffff_fffd);

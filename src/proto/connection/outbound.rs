@@ -13,7 +13,7 @@ impl Connection {
     #[inline]
     pub(super) fn whole_response(&mut self, id: u32, payload: &Bytes) -> Option<Whole> {
         let call = self.out_calls.get(OutId(id))?;
-        if !matches!(call.phase, OutPhase::Sent) {
+        if !matches!(call.phase, OutPhase::Sent) || call.streamed {
             return None;
         }
         let w = WholeCall::scan(false, payload)?;
@@ -22,6 +22,8 @@ impl Connection {
         if limits.max_frames == 0
             || a1.len() > limits.max_arg1_len
             || (a1.len() + a2.len() + a3.len()) as u64 > limits.max_message_bytes
+            || self.response_bytes + (a1.len() + a2.len() + a3.len()) as u64
+                > self.config.max_response_bytes
         {
             return None;
         }
@@ -49,6 +51,12 @@ impl Connection {
             let tracing = call.tracing;
             return self.fatal(id, tracing, format!("unexpected call res {id}"));
         }
+        if !self.count_response(OutId(id), f.args.data_len() as u64) {
+            return;
+        }
+        let Some(call) = self.out_calls.get_mut(OutId(id)) else {
+            return;
+        };
         if let Some(chunks) =
             Reassembler::check_whole(&self.config.reassembly, CallFragment::from(&f))
         {
@@ -84,16 +92,26 @@ impl Connection {
 
     pub(super) fn on_call_res_continue(&mut self, f: CallContinue) {
         let id = f.id;
-        let Some(call) = self.out_calls.get_mut(OutId(id)) else {
+        let Some(call) = self.out_calls.get(OutId(id)) else {
             return;
         };
-        let OutPhase::Receiving(r) = &mut call.phase else {
+        if !matches!(call.phase, OutPhase::Receiving(_)) {
             let tracing = call.tracing;
             return self.fatal(
                 id,
                 tracing,
                 format!("call res continue {id} before call res"),
             );
+        }
+        if !self.count_response(OutId(id), f.args.data_len() as u64) {
+            return;
+        }
+        let Some(OutCall {
+            phase: OutPhase::Receiving(r),
+            ..
+        }) = self.out_calls.get_mut(OutId(id))
+        else {
+            return;
         };
         match r.push(CallFragment::from(&f)) {
             Ok(chunks) => {
@@ -286,6 +304,8 @@ impl Connection {
                 deadline,
                 tracing,
                 phase: writer.map_or(OutPhase::Sent, |w| OutPhase::Writing(Box::new(w))),
+                bytes: 0,
+                streamed: false,
             },
         );
         self.deadlines.push((deadline, Dir::Out, r));
@@ -355,9 +375,71 @@ impl Connection {
     }
 
     pub(super) fn remove_outbound(&mut self, id: OutId) {
-        if self.out_calls.remove(id).is_some() {
+        if let Some(c) = self.out_calls.remove(id) {
+            if !c.streamed {
+                self.response_bytes = self.response_bytes.saturating_sub(c.bytes);
+            }
             self.prune_deadlines();
         }
+    }
+
+    /// Counts `n` arg bytes of a response against `max_response_bytes`
+    /// ([CONN-23]). False when they do not fit: the call has then failed
+    /// locally (bad request), its id is remembered so that the rest of its
+    /// response is dropped, and the connection stays open.
+    pub(super) fn count_response(&mut self, id: OutId, n: u64) -> bool {
+        let max = self.config.max_response_bytes;
+        if self.response_bytes.saturating_add(n) > max {
+            let sent = self.out_calls.get(id).map(|c| (c.tracing, c.deadline));
+            self.remove_outbound(id);
+            self.tombstone(self.last_now, Dir::Out, id.0);
+            // Tell the server to stop, when cancels are sent ([CANCEL-1]).
+            if let Some((tracing, deadline)) = sent
+                && self.config.send_cancel
+            {
+                let left = deadline.saturating_duration_since(self.last_now);
+                let ttl =
+                    u32::try_from(left.min(self.config.max_ttl).as_millis()).unwrap_or(u32::MAX);
+                self.send_cancel(id.0, ttl, tracing, "response over max_response_bytes");
+            }
+            self.events.push_back(Event::CallFailed {
+                id: id.0,
+                error: Error::new(
+                    ErrorCode::BAD_REQUEST,
+                    format!(
+                        "the responses on this connection would hold over {max} bytes \
+                         (max_response_bytes)"
+                    ),
+                ),
+            });
+            return false;
+        }
+        if let Some(c) = self.out_calls.get_mut(id) {
+            c.bytes += n;
+        }
+        self.response_bytes += n;
+        true
+    }
+
+    /// The caller of `id` reads its response as a stream: the response's arg
+    /// bytes stay counted against `max_response_bytes` after the call ends,
+    /// until [`Connection::release_response_bytes`] says the consumer took
+    /// them (or dropped them).
+    pub fn stream_response(&mut self, id: u32) {
+        if let Some(c) = self.out_calls.get_mut(OutId(id)) {
+            c.streamed = true;
+        }
+    }
+
+    /// Bytes of streamed responses ([`Connection::stream_response`]) that
+    /// their consumers took or dropped.
+    pub fn release_response_bytes(&mut self, n: u64) {
+        self.response_bytes = self.response_bytes.saturating_sub(n);
+    }
+
+    /// Arg bytes held for the responses to our calls now.
+    pub fn response_bytes(&self) -> u64 {
+        self.response_bytes
     }
 }
 
