@@ -419,6 +419,49 @@ impl Channel {
         })
     }
 
+    /// Every connection of this channel not yet dropped, in both directions
+    /// (those it accepted and those it made), as handles: to inspect them or
+    /// close one.
+    pub fn connections(&self) -> Vec<Client> {
+        let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|shared| Client {
+                shared,
+                caller: self.inner.name.clone(),
+            })
+            .collect()
+    }
+
+    /// [`Client::table_sizes`] added up over [`Channel::connections`]: all
+    /// zero once no call is in flight and remembered ids have aged out (a
+    /// test that proves nothing leaks waits for that).
+    pub fn table_sizes(&self) -> Vec<usize> {
+        let mut total: Vec<usize> = Vec::new();
+        for c in self.connections() {
+            let sizes = c.table_sizes();
+            if total.len() < sizes.len() {
+                total.resize(sizes.len(), 0);
+            }
+            for (t, n) in total.iter_mut().zip(sizes) {
+                *t += n;
+            }
+        }
+        total
+    }
+
+    /// Stops accepting and closes every connection now, without draining:
+    /// calls in flight on them fail with a network error. The listening
+    /// socket is released as soon as the accept loop sees the stop.
+    /// [`Channel::drain`] is the graceful way.
+    pub fn close(&self) {
+        self.inner.stop_accepting.cancel();
+        for c in self.connections() {
+            c.close();
+        }
+    }
+
     /// Number of connections whose drivers are still running.
     pub fn active_connections(&self) -> usize {
         self.inner.active.load(Ordering::Acquire)

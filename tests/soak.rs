@@ -1,0 +1,638 @@
+//! The soak: a long mixed run over loopback TCP that proves nothing leaks
+//! with time. Ignored by default (it runs for minutes); run it with
+//!
+//! ```sh
+//! cargo test --release --test soak -- --ignored --nocapture   # TCHAN_SOAK_SECS=180
+//! ```
+//!
+//! Several clients call several servers through the peer pool: 64 B and
+//! 1 MiB calls, streamed args both ways, timeouts, cancels, handler errors,
+//! busy from load shedding, and a peer that stalls in the middle of a frame,
+//! while connections are killed and servers restarted every few seconds. At
+//! checkpoints it prints calls by outcome, resident memory and descriptors.
+//! It fails when a call has no outcome (or a wrong answer), when a table,
+//! handler or descriptor is left over once the load stops, or when resident
+//! memory at the last checkpoint is more than 10% above the first.
+
+#[path = "support/raw_server.rs"]
+mod raw_server;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use rand::{Rng, SeedableRng};
+use tchan::frame::ErrorCode;
+use tchan::peer::PeerPool;
+use tchan::server::shed::ConcurrencyLimit;
+use tchan::{
+    Body, CallRequest, Channel, ChannelConfig, Client, Error, PoolConfig, Request, Response,
+};
+
+const MIB: usize = 1024 * 1024;
+const SERVERS: usize = 3;
+const CLIENTS: usize = 3;
+/// Calls each client keeps in flight.
+const WORKERS: usize = 24;
+
+fn soak_secs() -> u64 {
+    std::env::var("TCHAN_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(180)
+}
+
+// ===== what the process holds =====
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+// ===== outcomes =====
+
+/// What became of a call: each call issued adds exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Ok,
+    /// The answer did not match what was sent.
+    Wrong,
+    Timeout,
+    /// The caller dropped the call before it finished.
+    Cancelled,
+    Busy,
+    Declined,
+    Unexpected,
+    Network,
+    Other(u8),
+    /// No outcome within the call's timeout and a wide margin.
+    Hung,
+}
+
+fn outcome(r: Result<(), Error>) -> Outcome {
+    match r {
+        Ok(()) => Outcome::Ok,
+        Err(e) => match e.code() {
+            ErrorCode::TIMEOUT => Outcome::Timeout,
+            ErrorCode::BUSY => Outcome::Busy,
+            ErrorCode::DECLINED => Outcome::Declined,
+            ErrorCode::UNEXPECTED => Outcome::Unexpected,
+            ErrorCode::NETWORK => Outcome::Network,
+            c => Outcome::Other(c.0),
+        },
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    issued: AtomicU64,
+    by_outcome: Mutex<BTreeMap<(Kind, Outcome), u64>>,
+}
+
+impl Tally {
+    fn record(&self, kind: Kind, o: Outcome) {
+        let mut m = self.by_outcome.lock().unwrap();
+        *m.entry((kind, o)).or_insert(0) += 1;
+    }
+
+    fn outcomes(&self) -> u64 {
+        self.by_outcome.lock().unwrap().values().sum()
+    }
+
+    fn count(&self, f: impl Fn(Kind, Outcome) -> bool) -> u64 {
+        let m = self.by_outcome.lock().unwrap();
+        m.iter()
+            .filter(|((k, o), _)| f(*k, *o))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// The kinds of call in the mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Small,
+    Large,
+    Streamed,
+    Slow,
+    Cancel,
+    Fail,
+    Shed,
+    Stalled,
+}
+
+fn pick_kind(r: u32) -> Kind {
+    match r % 100 {
+        0..=57 => Kind::Small,
+        58..=60 => Kind::Large,
+        61..=66 => Kind::Streamed,
+        67..=73 => Kind::Slow,
+        74..=78 => Kind::Cancel,
+        79..=85 => Kind::Fail,
+        86..=97 => Kind::Shed,
+        _ => Kind::Stalled,
+    }
+}
+
+// ===== servers =====
+
+/// Handlers running now, over every server (each one counts itself in and
+/// out with a guard, so a cancelled handler counts out too).
+static LIVE_HANDLERS: AtomicUsize = AtomicUsize::new(0);
+
+struct Live;
+
+impl Live {
+    fn start() -> Live {
+        LIVE_HANDLERS.fetch_add(1, Ordering::Relaxed);
+        Live
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        LIVE_HANDLERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn config() -> ChannelConfig {
+    let mut c = ChannelConfig::default();
+    c.set_read_timeout(Duration::from_secs(2));
+    c.connection_mut()
+        .set_send_cancel(true)
+        .set_tombstone_ttl(Duration::from_secs(2));
+    c
+}
+
+fn server_channel() -> Channel {
+    let ch = Channel::with_config("soak", config());
+    ch.register("soak", "echo", |req: Request| async move {
+        let _live = Live::start();
+        let body = req.arg3.into_bytes().await?;
+        Ok(Response::ok(req.arg2, body))
+    });
+    ch.register_streaming("soak", "stream", |req: Request| async move {
+        let live = Live::start();
+        // Chunks go back as they come; the guard lives as long as the
+        // response stream.
+        let out = req.arg3.into_stream().map(move |c| {
+            let _ = &live;
+            c
+        });
+        Ok(Response::ok("", Body::from_stream(out)))
+    });
+    ch.register("soak", "slow", |req: Request| async move {
+        let _live = Live::start();
+        let cancelled = req.cancelled();
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3)) => Ok(Response::ok("", "late")),
+            _ = cancelled => Err(Error::new(ErrorCode::CANCELLED, "cancelled")),
+        }
+    });
+    ch.register("soak", "fail", |_req: Request| async move {
+        let _live = Live::start();
+        Err::<Response, _>(Error::new(ErrorCode::UNEXPECTED, "the handler failed"))
+    });
+    let limit = ConcurrencyLimit::new(2);
+    ch.register(
+        "soak",
+        "shed",
+        limit.wrap(|_req: Request| async move {
+            let _live = Live::start();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            Ok(Response::ok("", "done"))
+        }),
+    );
+    ch
+}
+
+/// A server that can be restarted on the same address.
+struct Server {
+    addr: SocketAddr,
+    channel: Mutex<Channel>,
+    restarts: AtomicU64,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let channel = server_channel();
+        let addr = channel.listen("127.0.0.1:0").await.unwrap();
+        Server {
+            addr,
+            channel: Mutex::new(channel),
+            restarts: AtomicU64::new(0),
+        }
+    }
+
+    fn channel(&self) -> Channel {
+        self.channel.lock().unwrap().clone()
+    }
+
+    /// Kills every connection and the listener, and listens again.
+    async fn restart(&self) {
+        let old = self.channel();
+        old.close();
+        let fresh = server_channel();
+        let until = Instant::now() + Duration::from_secs(10);
+        // The old accept loop lets its socket go as soon as it runs.
+        loop {
+            match fresh.listen(self.addr).await {
+                Ok(_) => break,
+                Err(_) if Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e) => panic!("cannot listen on {} again: {e}", self.addr),
+            }
+        }
+        *self.channel.lock().unwrap() = fresh;
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A peer that does the handshake, reads calls, and answers each with the
+/// first half of a frame, then nothing.
+async fn stalled_peer() -> raw_server::RawServer {
+    raw_server::RawServer::start(|c, wire| {
+        let id = c.id;
+        tokio::spawn(async move {
+            let h = tchan::frame::TransportHeaders::strict([("as", "raw")]).unwrap();
+            let frame = raw_server::response(id, h, b"", &[7u8; 512]);
+            wire.send(frame.slice(..frame.len() / 2)).await;
+        });
+    })
+    .await
+}
+
+// ===== clients =====
+
+fn payload(len: usize, seed: u8) -> Bytes {
+    Bytes::from(
+        (0..len)
+            .map(|i| seed.wrapping_add(i as u8))
+            .collect::<Vec<u8>>(),
+    )
+}
+
+struct Caller {
+    pool: PeerPool,
+    /// For streamed calls: a direct connection to one server, made again
+    /// when it closes.
+    direct: Option<Client>,
+    servers: Vec<SocketAddr>,
+    stalled: SocketAddr,
+    /// A connection to the stalled peer, made again when it closes (its
+    /// read timeout closes it).
+    to_stalled: Option<Client>,
+}
+
+/// The soak's own failures (timeouts of `slow`, `fail`, busy) are what it
+/// asked for, not signs of a sick peer: only connection-level errors open a
+/// breaker, so the pool keeps calling every server.
+struct ConnectionErrorsOnly;
+
+impl tchan::peer::Classifier for ConnectionErrorsOnly {
+    fn classify(&self, result: Result<&tchan::CallResponse, &Error>) -> tchan::peer::Class {
+        match result {
+            Err(e) if matches!(e.code(), ErrorCode::NETWORK | ErrorCode::PROTOCOL) => {
+                tchan::peer::Class::Failure
+            }
+            Err(_) => tchan::peer::Class::Ignore,
+            Ok(_) => tchan::peer::Class::Success,
+        }
+    }
+}
+
+impl Caller {
+    async fn direct(&mut self, rng: &mut impl Rng) -> Result<Client, Error> {
+        if let Some(c) = &self.direct
+            && !c.is_closed()
+        {
+            return Ok(c.clone());
+        }
+        let addr = self.servers[rng.random_range(0..self.servers.len())];
+        let c = self.pool.channel().connect(addr).await?;
+        self.direct = Some(c.clone());
+        Ok(c)
+    }
+
+    /// One call of the given kind; `Ok(())` only for a right answer.
+    async fn call(&mut self, kind: Kind, rng: &mut impl Rng) -> Outcome {
+        let seed: u8 = rng.random();
+        let req = |method: &'static str, t: u64| {
+            CallRequest::new("soak", method).timeout(Duration::from_millis(t))
+        };
+        match kind {
+            Kind::Small | Kind::Large => {
+                let len = if kind == Kind::Small { 64 } else { MIB };
+                let body = payload(len, seed);
+                let t = if kind == Kind::Small { 2_000 } else { 10_000 };
+                let r = self.pool.call(req("echo", t).arg3(body.clone())).await;
+                checked(r, |resp| resp.arg3 == body)
+            }
+            Kind::Streamed => {
+                let client = match self.direct(rng).await {
+                    Ok(c) => c,
+                    Err(e) => return outcome(Err(e)),
+                };
+                let chunks: Vec<Bytes> = (0..16).map(|i| payload(16 * 1024, seed ^ i)).collect();
+                let mut want = Vec::new();
+                for c in &chunks {
+                    want.extend_from_slice(c);
+                }
+                let up = futures::stream::iter(chunks.into_iter().map(Ok::<_, Error>));
+                let r = async {
+                    let resp = client
+                        .call_streaming(req("stream", 10_000).arg3(Body::from_stream(up)))
+                        .await?;
+                    let mut got = Vec::new();
+                    let mut s = resp.arg3.into_stream();
+                    while let Some(c) = s.next().await {
+                        got.extend_from_slice(&c?);
+                    }
+                    Ok(Bytes::from(got))
+                }
+                .await;
+                checked(r, |got: &Bytes| got[..] == want[..])
+            }
+            Kind::Slow => outcome(self.pool.call(req("slow", 200)).await.map(|_| ())),
+            Kind::Cancel => {
+                let call = self.pool.call(req("slow", 5_000));
+                match tokio::time::timeout(Duration::from_millis(rng.random_range(1..50)), call)
+                    .await
+                {
+                    Ok(r) => outcome(r.map(|_| ())),
+                    Err(_) => Outcome::Cancelled,
+                }
+            }
+            Kind::Fail => outcome(self.pool.call(req("fail", 2_000)).await.map(|_| ())),
+            Kind::Shed => outcome(self.pool.call(req("shed", 2_000)).await.map(|_| ())),
+            Kind::Stalled => {
+                let r = async {
+                    let c = match &self.to_stalled {
+                        Some(c) if !c.is_closed() => c.clone(),
+                        _ => {
+                            let c = self.pool.channel().connect(self.stalled).await?;
+                            self.to_stalled = Some(c.clone());
+                            c
+                        }
+                    };
+                    c.call(req("echo", 300)).await.map(|_| ())
+                }
+                .await;
+                outcome(r)
+            }
+        }
+    }
+}
+
+/// The outcome of a call whose answer `right` checks.
+fn checked<T>(r: Result<T, Error>, right: impl FnOnce(&T) -> bool) -> Outcome {
+    match r {
+        Ok(v) if right(&v) => Outcome::Ok,
+        Ok(_) => Outcome::Wrong,
+        Err(e) => outcome(Err(e)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "minutes long: cargo test --release --test soak -- --ignored"]
+async fn soak() {
+    let secs = soak_secs();
+    let fds_at_start = open_fds();
+    let mut servers = Vec::new();
+    for _ in 0..SERVERS {
+        servers.push(Arc::new(Server::start().await));
+    }
+    let stalled = stalled_peer().await;
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let fds_base = open_fds();
+    println!(
+        "soak: {secs} s, {SERVERS} servers, {CLIENTS} clients x {WORKERS} calls in flight; \
+         {fds_at_start} descriptors before, {fds_base} with the servers listening"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let mut clients = Vec::new();
+    let mut workers = Vec::new();
+    for c in 0..CLIENTS {
+        let mut pc = PoolConfig::default();
+        pc.set_max_retries(1)
+            .set_classifier(Arc::new(ConnectionErrorsOnly));
+        let channel = Channel::with_config(format!("client-{c}"), config());
+        let pool = channel.pool(addrs.iter().map(|a| a.to_string()), pc);
+        clients.push(channel);
+        for w in 0..WORKERS {
+            let mut caller = Caller {
+                pool: pool.clone(),
+                direct: None,
+                servers: addrs.clone(),
+                stalled: stalled.addr,
+                to_stalled: None,
+            };
+            let stop = stop.clone();
+            let tally = tally.clone();
+            workers.push(tokio::spawn(async move {
+                let mut rng = rand::rngs::SmallRng::seed_from_u64((c * WORKERS + w) as u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let kind = pick_kind(rng.random());
+                    tally.issued.fetch_add(1, Ordering::Relaxed);
+                    // Every call has a timeout; one that outlives it by far
+                    // has hung.
+                    let o =
+                        tokio::time::timeout(Duration::from_secs(30), caller.call(kind, &mut rng))
+                            .await
+                            .unwrap_or(Outcome::Hung);
+                    tally.record(kind, o);
+                }
+            }));
+        }
+    }
+
+    // Chaos: a connection killed every second, a server restarted every 5 s.
+    let chaos = {
+        let servers = servers.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(99);
+            let mut kills = 0u64;
+            let mut tick = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                tick += 1;
+                let s = &servers[rng.random_range(0..servers.len())];
+                if tick.is_multiple_of(5) {
+                    s.restart().await;
+                } else {
+                    let conns = s.channel().connections();
+                    if !conns.is_empty() {
+                        conns[rng.random_range(0..conns.len())].close();
+                        kills += 1;
+                    }
+                }
+            }
+            kills
+        })
+    };
+
+    // Checkpoints: six, the first after a sixth of the run (the warm-up).
+    // Resident memory is sampled every 100 ms; a checkpoint keeps the peak
+    // of its interval, so the comparison is peak to peak.
+    let start = Instant::now();
+    let checkpoints = 6;
+    let mut peaks = Vec::new();
+    for i in 1..=checkpoints {
+        let until = start + Duration::from_secs(secs) * i / checkpoints;
+        let mut peak = 0;
+        while Instant::now() < until {
+            peak = peak.max(rss_bytes());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        peaks.push(peak);
+        let tables: Vec<Vec<usize>> = servers
+            .iter()
+            .map(|s| s.channel().table_sizes())
+            .chain(clients.iter().map(Channel::table_sizes))
+            .collect();
+        println!(
+            "checkpoint {i} at {:>4} s: {} calls, peak RSS {} MiB, {} descriptors, {} handlers running, tables {:?}",
+            start.elapsed().as_secs(),
+            tally.issued.load(Ordering::Relaxed),
+            peak / MIB as u64,
+            open_fds(),
+            LIVE_HANDLERS.load(Ordering::Relaxed),
+            tables,
+        );
+    }
+
+    // Stop the load; every worker finishes the call it is in.
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let kills = chaos.await.unwrap();
+    let restarts: u64 = servers
+        .iter()
+        .map(|s| s.restarts.load(Ordering::Relaxed))
+        .sum();
+
+    let issued = tally.issued.load(Ordering::Relaxed);
+    println!("{issued} calls; {kills} connections killed, {restarts} server restarts; by outcome:");
+    for ((kind, o), n) in tally.by_outcome.lock().unwrap().iter() {
+        println!("  {kind:?} {o:?}: {n}");
+    }
+
+    // Every call has exactly one outcome, none hung, none answered wrong.
+    assert_eq!(
+        tally.outcomes(),
+        issued,
+        "calls without exactly one outcome"
+    );
+    assert_eq!(tally.count(|_, o| o == Outcome::Hung), 0, "hung calls");
+    assert_eq!(tally.count(|_, o| o == Outcome::Wrong), 0, "wrong answers");
+    // The mix really happened.
+    for (what, n) in [
+        (
+            "64 B ok",
+            tally.count(|k, o| k == Kind::Small && o == Outcome::Ok),
+        ),
+        (
+            "1 MiB ok",
+            tally.count(|k, o| k == Kind::Large && o == Outcome::Ok),
+        ),
+        (
+            "streamed ok",
+            tally.count(|k, o| k == Kind::Streamed && o == Outcome::Ok),
+        ),
+        (
+            "timeouts",
+            tally.count(|k, o| k == Kind::Slow && o == Outcome::Timeout),
+        ),
+        ("cancels", tally.count(|_, o| o == Outcome::Cancelled)),
+        (
+            "handler errors",
+            tally.count(|k, o| k == Kind::Fail && o == Outcome::Unexpected),
+        ),
+        (
+            "busy",
+            tally.count(|k, o| k == Kind::Shed && o == Outcome::Busy),
+        ),
+        (
+            "stalled peer timeouts",
+            tally.count(|k, o| k == Kind::Stalled && o == Outcome::Timeout),
+        ),
+        ("network errors", tally.count(|_, o| o == Outcome::Network)),
+    ] {
+        assert!(n > 0, "no {what} in the mix");
+    }
+
+    // Tables back to their base (empty) once the load stopped and
+    // remembered ids aged out; no handler left running.
+    let all_channels = || {
+        servers
+            .iter()
+            .map(|s| s.channel())
+            .chain(clients.iter().cloned())
+            .collect::<Vec<_>>()
+    };
+    let settled = Instant::now() + Duration::from_secs(30);
+    loop {
+        let tables: Vec<Vec<usize>> = all_channels().iter().map(Channel::table_sizes).collect();
+        let empty = tables.iter().flatten().all(|&n| n == 0);
+        let live = LIVE_HANDLERS.load(Ordering::Relaxed);
+        if empty && live == 0 {
+            println!("tables empty, no handler running");
+            break;
+        }
+        assert!(
+            Instant::now() < settled,
+            "after the load stopped: tables {tables:?}, {live} handlers running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Descriptors back to their base once the clients' connections close.
+    for c in &clients {
+        c.close();
+    }
+    let settled = Instant::now() + Duration::from_secs(30);
+    loop {
+        let fds = open_fds();
+        let active: usize = all_channels().iter().map(Channel::active_connections).sum();
+        if fds <= fds_base && active == 0 {
+            println!("descriptors back to {fds} (base {fds_base})");
+            break;
+        }
+        assert!(
+            Instant::now() < settled,
+            "after closing: {fds} descriptors (base {fds_base}), {active} connections"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Resident memory flat after the warm-up.
+    let (first, last) = (peaks[0], peaks[peaks.len() - 1]);
+    println!(
+        "peak RSS by checkpoint (MiB): {:?}; last / first = {:.3}",
+        peaks.iter().map(|p| p / MIB as u64).collect::<Vec<_>>(),
+        last as f64 / first as f64
+    );
+    assert!(
+        last as f64 <= first as f64 * 1.10,
+        "resident memory grew: first checkpoint {first} B, last {last} B"
+    );
+}
