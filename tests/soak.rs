@@ -49,6 +49,46 @@ fn soak_secs() -> u64 {
 
 // ===== what the process holds =====
 
+/// Counts the heap bytes in use, to tell live data apart from what the
+/// allocator keeps (resident memory is both).
+struct Tracking;
+
+static HEAP: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every method forwards to the system allocator unchanged; the
+// counter is only an atomic add or subtract of the layout's size.
+#[allow(unsafe_code)]
+unsafe impl std::alloc::GlobalAlloc for Tracking {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        HEAP.fetch_add(l.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: std::alloc::Layout) -> *mut u8 {
+        HEAP.fetch_add(l.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc_zeroed(l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, new: usize) -> *mut u8 {
+        HEAP.fetch_add(new, Ordering::Relaxed);
+        HEAP.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.realloc(p, l, new) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        HEAP.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Tracking = Tracking;
+
+fn heap_bytes() -> usize {
+    HEAP.load(Ordering::Relaxed)
+}
+
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -137,8 +177,8 @@ enum Kind {
 
 fn pick_kind(r: u32) -> Kind {
     match r % 100 {
-        0..=57 => Kind::Small,
-        58..=60 => Kind::Large,
+        0..=58 => Kind::Small,
+        59..=60 => Kind::Large,
         61..=66 => Kind::Streamed,
         67..=73 => Kind::Slow,
         74..=78 => Kind::Cancel,
@@ -224,6 +264,9 @@ fn server_channel() -> Channel {
 struct Server {
     addr: SocketAddr,
     channel: Mutex<Channel>,
+    /// The channels restarts replaced, kept to check that none of their
+    /// connections outlives the run.
+    retired: Mutex<Vec<Channel>>,
     restarts: AtomicU64,
 }
 
@@ -234,6 +277,7 @@ impl Server {
         Server {
             addr,
             channel: Mutex::new(channel),
+            retired: Mutex::new(Vec::new()),
             restarts: AtomicU64::new(0),
         }
     }
@@ -258,7 +302,8 @@ impl Server {
                 Err(e) => panic!("cannot listen on {} again: {e}", self.addr),
             }
         }
-        *self.channel.lock().unwrap() = fresh;
+        let old = std::mem::replace(&mut *self.channel.lock().unwrap(), fresh);
+        self.retired.lock().unwrap().push(old);
         self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -495,24 +540,29 @@ async fn soak() {
     let start = Instant::now();
     let checkpoints = 6;
     let mut peaks = Vec::new();
+    let mut heap_peaks = Vec::new();
     for i in 1..=checkpoints {
         let until = start + Duration::from_secs(secs) * i / checkpoints;
         let mut peak = 0;
+        let mut heap_peak = 0;
         while Instant::now() < until {
             peak = peak.max(rss_bytes());
+            heap_peak = heap_peak.max(heap_bytes());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         peaks.push(peak);
+        heap_peaks.push(heap_peak);
         let tables: Vec<Vec<usize>> = servers
             .iter()
             .map(|s| s.channel().table_sizes())
             .chain(clients.iter().map(Channel::table_sizes))
             .collect();
         println!(
-            "checkpoint {i} at {:>4} s: {} calls, peak RSS {} MiB, {} descriptors, {} handlers running, tables {:?}",
+            "checkpoint {i} at {:>4} s: {} calls, peak RSS {} MiB (heap in use {} MiB), {} descriptors, {} handlers running, tables {:?}",
             start.elapsed().as_secs(),
             tally.issued.load(Ordering::Relaxed),
             peak / MIB as u64,
+            heap_peak / MIB,
             open_fds(),
             LIVE_HANDLERS.load(Ordering::Relaxed),
             tables,
@@ -623,6 +673,48 @@ async fn soak() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // No connection outlives the run: every connection state, of the
+    // current channels and of those restarts replaced, is freed once its
+    // handles are gone (a cycle would keep it, and its buffers, forever).
+    drop(stalled);
+    let every_channel: Vec<Channel> = servers
+        .iter()
+        .flat_map(|s| {
+            let mut v = s.retired.lock().unwrap().clone();
+            v.push(s.channel());
+            v
+        })
+        .chain(clients.iter().cloned())
+        .collect();
+    let settled = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: usize = every_channel.iter().map(|c| c.connections().len()).sum();
+        if left == 0 {
+            println!(
+                "no connection state left in {} channels",
+                every_channel.len()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < settled,
+            "{left} connection states still alive after the run"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The heap in use flat after the warm-up (what a leak would grow).
+    let (first, last) = (heap_peaks[0], heap_peaks[heap_peaks.len() - 1]);
+    println!(
+        "peak heap in use by checkpoint (MiB): {:?}; last / first = {:.3}",
+        heap_peaks.iter().map(|p| p / MIB).collect::<Vec<_>>(),
+        last as f64 / first as f64
+    );
+    assert!(
+        last as f64 <= first as f64 * 1.10,
+        "heap in use grew: first checkpoint {first} B, last {last} B"
+    );
 
     // Resident memory flat after the warm-up.
     let (first, last) = (peaks[0], peaks[peaks.len() - 1]);

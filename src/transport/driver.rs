@@ -33,6 +33,8 @@ use crate::proto::{Event, Transmit, Whole};
 /// Smallest and largest read the driver asks the socket for.
 const MIN_READ: usize = 64 * 1024;
 const MAX_READ: usize = 1024 * 1024;
+/// How long a read buffer grown past twice `MIN_READ` stays when empty.
+const IDLE_SHRINK: Duration = Duration::from_secs(1);
 /// Most slices handed to one vectored write.
 const MAX_IOV: usize = 64;
 
@@ -52,6 +54,9 @@ pub(crate) struct Driver<S> {
     /// Since when part of a frame has been buffered with no byte read (the
     /// read timeout measures time without read progress).
     partial_since: Option<Instant>,
+    /// Since when the read buffer, grown past `MIN_READ` by a burst, has
+    /// been empty: after `IDLE_SHRINK` it is let go.
+    big_idle_since: Option<Instant>,
     /// Since when writing has made no progress while bytes wait.
     write_stalled_since: Option<Instant>,
     stall_started: bool,
@@ -80,6 +85,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
             timer_at: None,
             read_closed: false,
             partial_since: None,
+            big_idle_since: None,
             write_stalled_since: None,
             stall_started: false,
             abandon_writes: false,
@@ -187,6 +193,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
             shared.refresh_flags(&st.conn);
         }
         self.partial_since = (!self.rbuf.is_empty()).then_some(now);
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 2 * self.read_size {
+            // Reads got small again after a burst grew the buffer: let it go
+            // (frames still held keep their part alive); the next read
+            // allocates what `read_size` asks for.
+            self.rbuf = BytesMut::new();
+        }
+        self.big_idle_since =
+            (self.rbuf.is_empty() && self.rbuf.capacity() > 2 * MIN_READ).then_some(now);
         self.wake_all();
         true
     }
@@ -231,6 +245,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
             let mut st = self.shared.lock();
             let st = &mut *st;
             self.dispatch.send_answers(st, now);
+            if self.big_idle_since.is_some_and(|t| t + IDLE_SHRINK <= now) {
+                // The burst that grew the read buffer is over: let it go, so
+                // an idle connection holds little (frames still held keep
+                // their part alive); the next read starts small again.
+                self.big_idle_since = None;
+                if self.rbuf.is_empty() {
+                    self.rbuf = BytesMut::new();
+                    self.read_size = MIN_READ;
+                }
+            }
             if read_deadline.is_some_and(|d| d <= now) {
                 self.partial_since = None;
                 st.conn
@@ -269,6 +293,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Driver<S> {
                 st.conn.poll_timeout(),
                 self.partial_since.map(|t| t + read_timeout),
                 write_deadline,
+                self.big_idle_since.map(|t| t + IDLE_SHRINK),
             ]
             .into_iter()
             .flatten()

@@ -60,10 +60,13 @@ impl RawServer {
         let addr = listener.local_addr().unwrap();
         let on_call = Arc::new(on_call);
         let task = tokio::spawn(async move {
-            let mut conns = Vec::new();
+            // Aborted with the server; finished ones are reaped as new ones
+            // come, so a long test does not pile them up.
+            let mut conns = tokio::task::JoinSet::new();
             while let Ok((sock, _)) = listener.accept().await {
+                while conns.try_join_next().is_some() {}
                 let on_call = on_call.clone();
-                conns.push(tokio::spawn(async move {
+                conns.spawn(async move {
                     let (mut rd, mut wr) = sock.into_split();
                     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
                     let writer = tokio::spawn(async move {
@@ -111,7 +114,7 @@ impl RawServer {
                     }
                     drop(wire);
                     let _ = writer.await;
-                }));
+                });
             }
         });
         RawServer { addr, task }
