@@ -234,3 +234,88 @@ pub(crate) fn duplicate_in_flight_request_id_is_a_protocol_error() {
         ]
     );
 }
+
+/// A violation tchan finds in what the peer sent.
+#[derive(Debug, Clone, Copy)]
+enum Violation {
+    /// Bytes that do not decode as a frame (a size under 16).
+    Undecodable,
+    /// A second call res for an id whose response is still arriving.
+    SecondCallRes,
+    /// A continue frame for an id of ours before its call res.
+    ContinueFirst,
+    /// An init req after the handshake.
+    InitAgain,
+}
+
+// [CONN-22] Each violation, on either side of the connection (whoever opened
+// it): our calls fail with the protocol error and the reason, the peer's
+// calls are aborted the same way, and the connection closes having sent
+// 0xff. A transport that ends instead stays a network error.
+#[test]
+pub(crate) fn violations_by_the_peer_fail_every_call_with_the_protocol_error() {
+    use Violation::*;
+    for who in [Client, Server] {
+        let other = match who {
+            Client => Server,
+            Server => Client,
+        };
+        for v in [Undecodable, SecondCallRes, ContinueFirst, InitAgain] {
+            let mut p = Pair::up();
+            let ours = p.call(who, 5000, ARGS);
+            let theirs = p.call(other, 5000, ARGS);
+            p.drive();
+            p.events(who);
+            p.events(other);
+            p.capture(who);
+            match v {
+                Undecodable => {
+                    p.inject_bytes(who, &[0, 5, 3, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+                }
+                SecondCallRes => {
+                    p.inject(who, call_res(ours, 0x01, &[b"", b"", b"part"]));
+                    p.inject(who, call_res(ours, 0, &ARGS));
+                }
+                ContinueFirst => p.inject(who, res_continue(ours, 0, &[b"more"])),
+                InitAgain => p.inject(who, Frame::InitReq(init(77, 2, &full_init_headers()))),
+            }
+            let ev = p.events(who);
+            let e = outcome(&ev, ours).error().clone();
+            assert_eq!(
+                (e.code(), e.is_local()),
+                (ErrorCode::PROTOCOL, true),
+                "{who:?} {v:?}: {e}"
+            );
+            assert!(!e.message().is_empty(), "{who:?} {v:?}: no reason");
+            let s = summary(&ev);
+            assert!(
+                s.contains(&format!("RequestAborted({theirs}, protocol local)")),
+                "{who:?} {v:?}: {s:?}"
+            );
+            assert!(
+                matches!(
+                    ev.last(),
+                    Some(Event::Closed(CloseReason::ProtocolError(_)))
+                ),
+                "{who:?} {v:?}: {s:?}"
+            );
+            let sent = p.capture(who);
+            assert!(
+                errors(&sent).iter().any(|f| f.code == ErrorCode::PROTOCOL),
+                "{who:?} {v:?}: no 0xff sent: {:?}",
+                fsummary(&sent)
+            );
+        }
+        // The peer went away instead: a network error.
+        let mut p = Pair::up();
+        let ours = p.call(who, 5000, ARGS);
+        p.drive();
+        p.events(who);
+        p.side(who)
+            .conn
+            .transport_closed("peer closed the connection");
+        p.side(who).collect();
+        let ev = p.events(who);
+        assert_eq!(outcome(&ev, ours).error().code(), ErrorCode::NETWORK);
+    }
+}
