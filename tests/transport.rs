@@ -928,3 +928,60 @@ async fn callers_waiting_for_write_queue_space_go_in_the_order_they_came() {
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen, (0..n).collect::<Vec<_>>(), "requests in call order");
 }
+
+#[tokio::test]
+async fn a_channel_lists_its_connections_adds_up_their_tables_and_closes_them() {
+    let (srv, addr) = server().await;
+    srv.register("svc", "never", |req: Request| async move {
+        req.cancelled().await;
+        Err::<Response, _>(tchan::Error::new(ErrorCode::CANCELLED, "cancelled"))
+    });
+    let caller = Channel::new("client");
+    let (a, b) = (
+        caller.connect(addr).await.unwrap(),
+        caller.connect(addr).await.unwrap(),
+    );
+    assert_eq!(caller.connections().len(), 2);
+    let call = |c: &tchan::Client| {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.call(CallRequest::new("svc", "never").timeout(Duration::from_secs(30)))
+                .await
+        })
+    };
+    let (ca, cb) = (call(&a), call(&b));
+    // Both calls are in the client's tables (the first entry counts calls
+    // in flight), once each connection has them.
+    while caller.table_sizes().first() != Some(&2) {
+        tokio::task::yield_now().await;
+    }
+    while srv.connections().len() != 2 {
+        tokio::task::yield_now().await;
+    }
+    // Closing the server's channel: both calls fail with a network error,
+    // and the port can be listened on again.
+    srv.close();
+    for call in [ca, cb] {
+        let e = call.await.unwrap().unwrap_err();
+        assert_eq!(e.code(), ErrorCode::NETWORK, "{e}");
+    }
+    assert!(a.is_closed() && b.is_closed());
+    while caller.table_sizes().iter().any(|&n| n > 0) {
+        tokio::task::yield_now().await;
+    }
+    let again = Channel::new("server");
+    again.register("svc", "echo", echo);
+    let bound = loop {
+        match again.listen(addr).await {
+            Ok(bound) => break bound,
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    };
+    assert_eq!(bound, addr);
+    let c = caller.connect(addr).await.unwrap();
+    let resp = c
+        .call(CallRequest::new("svc", "echo").arg3("x"))
+        .await
+        .unwrap();
+    assert_eq!(&resp.arg3[..], b"x");
+}
