@@ -319,3 +319,37 @@ pub(crate) fn violations_by_the_peer_fail_every_call_with_the_protocol_error() {
         assert_eq!(outcome(&ev, ours).error().code(), ErrorCode::NETWORK);
     }
 }
+
+// [FRAME-5] Error and cancel frames fit the sender's max frame size, however
+// long their message: it is cut (on a character boundary).
+#[test]
+pub(crate) fn error_and_cancel_frames_fit_a_small_max_frame_size() {
+    let mut config = client_config();
+    config.set_max_frame_size(128).unwrap();
+    config.set_send_cancel(true);
+    let mut p = Pair::connected(config, server_config());
+    let id = p.call(Client, 5000, ARGS);
+    p.drive();
+    p.events(Server);
+    p.capture(Client);
+    let now = p.now;
+    let why = "é".repeat(200);
+    p.client.conn.cancel_call(now, id, &why);
+    let sent = p.capture(Client);
+    let [Frame::Cancel(c)] = &sent[..] else {
+        panic!("{:?}", fsummary(&sent))
+    };
+    assert!(sent[0].encoded_len() <= 128, "{}", sent[0].encoded_len());
+    assert!(std::str::from_utf8(&c.why).is_ok_and(|w| w.starts_with('é') && w.len() < why.len()));
+    // A decode error: the fatal error frame carries a long message.
+    p.inject_bytes(Client, &[0, 5, 3, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let sent = p.capture(Client);
+    let e = errors(&sent);
+    assert_eq!(e.len(), 1, "{:?}", fsummary(&sent));
+    assert!(
+        sent.iter().all(|f| f.encoded_len() <= 128),
+        "{:?}",
+        fsummary(&sent)
+    );
+    assert!(!e[0].message.is_empty());
+}

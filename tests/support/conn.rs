@@ -169,7 +169,7 @@ pub fn check_closed(conn: &Connection, who: &str) {
 }
 
 /// Splits one transmit batch into frames; every batch must hold whole,
-/// decodable frames only (within `codec`'s max frame size: [FRAME-5]).
+/// decodable frames only (within `codec`'s max frame size).
 pub fn whole_frames(codec: &mut FrameCodec, mut batch: BytesMut, who: &str) -> Vec<Frame> {
     let mut out = Vec::new();
     loop {
@@ -203,7 +203,7 @@ pub struct Side {
 
 impl Side {
     pub fn new(name: &'static str, conn: Connection) -> Side {
-        let codec = FrameCodec::with_max_frame_size(conn.config().max_frame_size());
+        let codec = FrameCodec::new();
         Side {
             name,
             conn,
@@ -232,14 +232,27 @@ impl Side {
         }
     }
 
-    /// Takes every queued byte and splits it into frames with the codec (at
-    /// most this side's max frame size: [FRAME-5]). A batch must hold whole
-    /// frames only.
+    /// Takes every queued byte and splits it into frames. A batch must hold
+    /// whole frames only, each at most this side's max frame size but for
+    /// init frames ([FRAME-5]).
     pub fn take_frames(&mut self) -> Vec<Frame> {
         let Some(buf) = self.conn.poll_transmit() else {
             return Vec::new();
         };
         let out = whole_frames(&mut self.codec, buf, self.name);
+        let max = self.conn.config().max_frame_size();
+        for f in &out {
+            // Init frames cannot be split: they go whole (FRAME-5).
+            if !matches!(f, Frame::InitReq(_) | Frame::InitRes(_)) {
+                assert!(
+                    f.encoded_len() <= max,
+                    "{}: wrote a frame of {} bytes, over its max frame size {max} [FRAME-5]: {:?}",
+                    self.name,
+                    f.encoded_len(),
+                    fsummary(std::slice::from_ref(f))
+                );
+            }
+        }
         self.sent.extend(out.iter().cloned());
         out
     }

@@ -495,6 +495,12 @@ impl Connection {
     }
 
     fn send_error_frame(&mut self, id: u32, code: ErrorCode, tracing: Tracing, message: &str) {
+        // [FRAME-5] the frame fits our max frame size: the message is cut.
+        let room = self
+            .config
+            .max_frame_size
+            .saturating_sub(crate::frame::MAX_FRAME_SIZE - ErrorFrame::MAX_MESSAGE_LEN);
+        let message = cut_utf8(message, room);
         let frame = ErrorFrame::new(
             id,
             code,
@@ -503,6 +509,19 @@ impl Connection {
         );
         self.queue(Frame::Error(frame));
     }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character
+/// boundary (a message cut to fit a frame stays valid UTF-8).
+pub(super) fn cut_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// True when a whole message's checksum verifies (or it has none).

@@ -352,8 +352,14 @@ impl Connection {
     }
 
     pub(super) fn send_cancel(&mut self, id: u32, ttl: u32, tracing: Tracing, why: &str) {
-        let mut why = Bytes::copy_from_slice(why.as_bytes());
-        why.truncate(usize::from(u16::MAX));
+        // [FRAME-5] header, ttl:4, tracing:25, why~2: the reason is cut to fit
+        // our max frame size.
+        let room = self
+            .config
+            .max_frame_size
+            .saturating_sub(crate::frame::HEADER_LEN + 4 + crate::frame::TRACING_LEN + 2)
+            .min(usize::from(u16::MAX));
+        let why = Bytes::copy_from_slice(super::cut_utf8(why, room).as_bytes());
         self.queue(Frame::Cancel(Cancel {
             id,
             ttl,
