@@ -76,4 +76,18 @@ for name in STREAMS:
 write(d, "size-error-cut-after-2", bytes([1, 2]) + b"\x00\x00" + bytes([0, 5, 3, 0]) + bytes(12))
 n += 1
 print(f"codec_chunks: {n} seeds")
+
+# relay_frame: input = id:4 ttl:4 frame. Every distinct call req and call
+# continue node sent in the small fixtures, and one of each other kind.
+d = reset("relay_frame")
+seen = set()
+for name in SMALL:
+    for fr in load(name)["frames"]:
+        data = bytes.fromhex(fr["hex"])
+        if data in seen:
+            continue
+        seen.add(data)
+        kind = fr["type_name"].replace(" ", "_")
+        write(d, f"{name}-{fr['index']}-{kind}", (0x01020304).to_bytes(4, "big") + (250).to_bytes(4, "big") + data)
+print(f"relay_frame: {len(seen)} seeds")
 PY

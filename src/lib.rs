@@ -164,6 +164,7 @@ pub mod codec;
 pub mod frame;
 pub mod peer;
 pub mod proto;
+pub mod relay;
 pub mod scheme;
 pub mod server;
 
