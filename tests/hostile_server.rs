@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use raw_server::{RawServer, flood, method, response};
+use raw_server::{RawServer, flood, flood_paced, method, response};
 use tchan::frame::{
     CallHead, ChecksumType, ErrorCode, MessageWriter, ResHead, ResponseCode, Tracing,
     TransportHeaders,
@@ -28,7 +28,7 @@ fn vm_hwm() -> u64 {
 }
 
 /// A server: `flood` answers with a reply that never ends (until the caller
-/// cancels), `echo` answers at once, `violate` starts a reply and then sends
+/// cancels; `trickle` the same, 64 KiB a millisecond), `echo` answers at once, `violate` starts a reply and then sends
 /// a second call res for the same id, `hold` never answers, `headers` answers
 /// with a different `as` and header set every time.
 async fn hostile() -> RawServer {
@@ -47,6 +47,13 @@ async fn hostile_counting() -> (RawServer, Arc<tokio::sync::Notify>) {
             match &m[..] {
                 b"flood" => {
                     let cancelled = flood(wire, id, 64 * 1024, 1 << 40).await;
+                    if cancelled {
+                        signal.notify_one();
+                    }
+                }
+                b"trickle" => {
+                    let pause = Duration::from_millis(1);
+                    let cancelled = flood_paced(wire, id, 64 * 1024, 1 << 40, pause).await;
                     if cancelled {
                         signal.notify_one();
                     }
@@ -189,7 +196,11 @@ async fn a_streamed_reply_counts_only_what_its_consumer_has_not_taken() {
         .await
         .unwrap();
     let flood = || CallRequest::new("svc", "flood").timeout(Duration::from_secs(60));
-    let resp = client.call_streaming(flood()).await.unwrap();
+    // A reply paced so that the reader keeps up (one at full speed can
+    // outrun a reader on the same thread by more than the budget: then the
+    // call fails, as the next part shows).
+    let trickle = CallRequest::new("svc", "trickle").timeout(Duration::from_secs(60));
+    let resp = client.call_streaming(trickle).await.unwrap();
     let mut body = resp.arg3.into_stream();
     let mut taken = 0u64;
     while taken < 40 * MIB {

@@ -589,15 +589,17 @@ pub struct ArgCollector {
 }
 
 /// One arg as it is gathered. A single chunk stays a slice of the frame it
-/// came in (no copy, the usual case). From the second chunk on, the arg is
-/// copied into a buffer of its own: a slice would keep its whole read buffer
+/// came in (no copy, the usual case). From the second chunk on, every chunk
+/// is a copy of exactly its bytes: a slice would keep its whole read buffer
 /// alive (often a megabyte shared with other calls' frames) for as long as
-/// the message is assembling, so counting arg bytes would not bound memory.
-/// The copy is the one joining the chunks would make anyway.
+/// the message is assembling, so counting arg bytes would not bound memory;
+/// exact copies make the bytes held the bytes counted (a growing buffer
+/// would hold up to twice as much, and fragment the heap as it grows).
 #[derive(Debug, Clone)]
 enum ArgBuf {
     One(Bytes),
-    Owned(BytesMut),
+    /// Owned copies, and their total length.
+    Many(Vec<Bytes>, usize),
 }
 
 impl Default for ArgBuf {
@@ -614,38 +616,49 @@ impl ArgBuf {
         match self {
             ArgBuf::One(b) if b.is_empty() => *b = data,
             ArgBuf::One(b) => {
-                // Room for twice what arrived so far: an arg of a few full
-                // frames is copied once, a longer one grows by doubling.
                 let len = b.len() + data.len();
-                let mut m = BytesMut::with_capacity(2 * len);
-                m.extend_from_slice(b);
-                m.extend_from_slice(&data);
-                *self = ArgBuf::Owned(m);
+                let mut chunks = Vec::with_capacity(8);
+                chunks.push(Bytes::copy_from_slice(b));
+                chunks.push(Bytes::copy_from_slice(&data));
+                *self = ArgBuf::Many(chunks, len);
             }
-            ArgBuf::Owned(m) => m.extend_from_slice(&data),
+            ArgBuf::Many(chunks, len) => {
+                *len += data.len();
+                chunks.push(Bytes::copy_from_slice(&data));
+            }
         }
     }
 
     fn into_bytes(self) -> Bytes {
         match self {
             ArgBuf::One(b) => b,
-            ArgBuf::Owned(m) => m.freeze(),
+            ArgBuf::Many(chunks, len) => concat(&chunks, len),
         }
     }
 
     fn into_chunks(self) -> Vec<Bytes> {
         match self {
             ArgBuf::One(b) if b.is_empty() => Vec::new(),
-            b => vec![b.into_bytes()],
+            ArgBuf::One(b) => vec![b],
+            ArgBuf::Many(chunks, _) => chunks,
         }
     }
 
     fn peek(&self) -> Bytes {
         match self {
             ArgBuf::One(b) => b.clone(),
-            ArgBuf::Owned(m) => Bytes::copy_from_slice(m),
+            ArgBuf::Many(chunks, len) => concat(chunks, *len),
         }
     }
+}
+
+/// The chunks as one buffer of exactly `len` bytes.
+fn concat(chunks: &[Bytes], len: usize) -> Bytes {
+    let mut m = BytesMut::with_capacity(len);
+    for c in chunks {
+        m.extend_from_slice(c);
+    }
+    m.freeze()
 }
 
 impl ArgCollector {

@@ -18,8 +18,9 @@ use crate::Error;
 pub enum Body {
     /// All the bytes.
     Full(Bytes),
-    /// All the bytes, in pieces (a body a caller built from parts, sent
-    /// without joining them). [`Body::into_bytes`] joins them with one copy.
+    /// All the bytes, in pieces: a body built from parts (sent without
+    /// joining them), or an arg that arrived over several frames (a copy of
+    /// each frame's chunk). [`Body::into_bytes`] joins them with one copy.
     Chunks(Vec<Bytes>),
     /// Chunks as they come.
     Stream(Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>),

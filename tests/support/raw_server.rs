@@ -167,6 +167,18 @@ pub fn response(id: u32, headers: TransportHeaders, arg2: &[u8], arg3: &[u8]) ->
 /// `piece` bytes of arg3, until the caller cancels `id`, `limit` bytes went
 /// out, or the connection is gone. True when it stopped on a cancel.
 pub async fn flood(wire: Wire, id: u32, piece: usize, limit: u64) -> bool {
+    flood_paced(wire, id, piece, limit, std::time::Duration::ZERO).await
+}
+
+/// [`flood`], waiting `pause` after each piece (a producer a reader can keep
+/// up with).
+pub async fn flood_paced(
+    wire: Wire,
+    id: u32,
+    piece: usize,
+    limit: u64,
+    pause: std::time::Duration,
+) -> bool {
     let head = CallHead::Res(ResHead {
         code: ResponseCode::OK,
         tracing: Tracing::default(),
@@ -187,6 +199,9 @@ pub async fn flood(wire: Wire, id: u32, piece: usize, limit: u64) -> bool {
         sent += piece as u64;
         if !wire.send(out.split().freeze()).await {
             return false;
+        }
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
         }
     }
     w.end_arg(&mut out).unwrap();
