@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use raw_server::{RawServer, flood, flood_paced, method, response};
+use raw_server::{RawServer, flood_paced, method, response};
 use tchan::frame::{
     CallHead, ChecksumType, ErrorCode, MessageWriter, ResHead, ResponseCode, Tracing,
     TransportHeaders,
@@ -45,16 +45,12 @@ async fn hostile_counting() -> (RawServer, Arc<tokio::sync::Notify>) {
         let signal = signal.clone();
         tokio::spawn(async move {
             match &m[..] {
-                b"flood" => {
-                    let cancelled = flood(wire, id, 64 * 1024, 1 << 40).await;
-                    if cancelled {
-                        signal.notify_one();
-                    }
-                }
-                b"trickle" => {
-                    let pause = Duration::from_millis(1);
-                    let cancelled = flood_paced(wire, id, 64 * 1024, 1 << 40, pause).await;
-                    if cancelled {
+                b"flood" | b"trickle" => {
+                    let pause = match &m[..] {
+                        b"trickle" => Duration::from_millis(1),
+                        _ => Duration::ZERO,
+                    };
+                    if flood_paced(wire, id, 64 * 1024, 1 << 40, pause).await {
                         signal.notify_one();
                     }
                 }
@@ -183,7 +179,8 @@ async fn flooded_client(addr: std::net::SocketAddr) {
 async fn a_streamed_reply_counts_only_what_its_consumer_has_not_taken() {
     // [CONN-23] a consumer that keeps reading takes far more than the
     // budget from one streamed reply; one that stops reading gets the error
-    // once the chunks it left pile up to the budget.
+    // once the chunks it left pile up to the budget. [CANCEL-1] dropping the
+    // reply's body gives up on the call: the server sees a cancel.
     use futures::StreamExt;
     let (server, cancelled) = hostile_counting().await;
     let mut config = ChannelConfig::default();

@@ -165,13 +165,9 @@ pub fn response(id: u32, headers: TransportHeaders, arg2: &[u8], arg3: &[u8]) ->
 
 /// A response to `id` that never ends: a call res then continue frames of
 /// `piece` bytes of arg3, until the caller cancels `id`, `limit` bytes went
-/// out, or the connection is gone. True when it stopped on a cancel.
-pub async fn flood(wire: Wire, id: u32, piece: usize, limit: u64) -> bool {
-    flood_paced(wire, id, piece, limit, std::time::Duration::ZERO).await
-}
-
-/// [`flood`], waiting `pause` after each piece (a producer a reader can keep
-/// up with).
+/// out, or the connection is gone, waiting `pause` after each piece (zero: at
+/// full speed; more: a producer a reader can keep up with). True when it
+/// stopped on a cancel.
 pub async fn flood_paced(
     wire: Wire,
     id: u32,

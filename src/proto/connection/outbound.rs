@@ -396,18 +396,6 @@ impl Connection {
     pub(super) fn count_response(&mut self, id: OutId, n: u64) -> bool {
         let max = self.config.max_response_bytes;
         if self.response_bytes.saturating_add(n) > max {
-            let sent = self.out_calls.get(id).map(|c| (c.tracing, c.deadline));
-            self.remove_outbound(id);
-            self.tombstone(self.last_now, Dir::Out, id.0);
-            // Tell the server to stop, when cancels are sent ([CANCEL-1]).
-            if let Some((tracing, deadline)) = sent
-                && self.config.send_cancel
-            {
-                let left = deadline.saturating_duration_since(self.last_now);
-                let ttl =
-                    u32::try_from(left.min(self.config.max_ttl).as_millis()).unwrap_or(u32::MAX);
-                self.send_cancel(id.0, ttl, tracing, "response over max_response_bytes");
-            }
             self.events.push_back(Event::CallFailed {
                 id: id.0,
                 error: Error::new(
@@ -418,6 +406,10 @@ impl Connection {
                     ),
                 ),
             });
+            // Forgotten and tombstoned as a caller's give-up is (after the
+            // event: a draining connection may close now), the server told to
+            // stop when cancels are sent ([CANCEL-1]).
+            self.cancel_call(self.last_now, id.0, "response over max_response_bytes");
             return false;
         }
         if let Some(c) = self.out_calls.get_mut(id) {
