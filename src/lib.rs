@@ -164,6 +164,7 @@ pub mod codec;
 pub mod frame;
 pub mod peer;
 pub mod proto;
+#[cfg(feature = "json")]
 pub mod relay;
 pub mod scheme;
 pub mod server;

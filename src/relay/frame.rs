@@ -11,7 +11,8 @@
 use bytes::Bytes;
 
 use crate::frame::{
-    CallReq, DecodeError, FrameHeader, FrameType, HEADER_LEN, MAX_ARG1_LEN, TransportHeaders,
+    CallReq, DecodeError, FrameHeader, FrameType, HEADER_LEN, MAX_ARG1_LEN, Tracing,
+    TransportHeaders,
 };
 
 /// Offset of the ttl in a call req's payload (after `flags:1`).
@@ -61,6 +62,8 @@ pub struct RelayHead {
     pub id: u32,
     /// The ttl the caller gave, in milliseconds.
     pub ttl: u32,
+    /// The call's tracing (for the errors the relay answers it with).
+    pub tracing: Tracing,
     /// `service~1`.
     pub service: Bytes,
     /// The transport headers (`cn`, `rd`, `as`, `sk`, ...).
@@ -97,6 +100,7 @@ impl RelayHead {
         Ok(RelayHead {
             id: req.id,
             ttl: req.ttl,
+            tracing: req.tracing,
             service: req.service,
             headers: req.headers,
             arg1,

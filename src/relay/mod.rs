@@ -1,11 +1,25 @@
 //! Relaying calls by service name (Hyperbahn's job), above the transport and
-//! the peer pool.
+//! the peer pool's policy (`spec/12-relay.md`).
 //!
-//! Started: [`frame`] is what a relay reads from a call's first frame and how
-//! it rewrites frames for the other connection without copying their args
-//! (`spec/12-relay.md`). The forwarding engine, advertisement and the
-//! `tchan relay` command build on it.
+//! - [`frame`]: what a relay reads from a call's first frame, and how it
+//!   rewrites frames for the other connection without copying their args.
+//! - [`RelayCore`]: the forwarding engine without I/O: id mapping, ttl,
+//!   timeouts and tombstones, cancels, retries before the first frame
+//!   leaves, back-pressure, advertisement, the edge policy.
+//! - [`Relay`]: the tokio driver (`tchan relay`).
 
+pub mod advert;
+mod config;
+mod core;
 pub mod frame;
+mod metrics;
+pub mod policy;
+mod server;
 
+pub use self::config::RelayConfig;
+pub use self::core::{
+    Action, ConnId, HYPERBAHN_SERVICE, Out, RelayCore, RelayCounters, RelaySizes,
+};
 pub use frame::{Forward, RelayHead, RelayParseError, lowered_ttl};
+pub use policy::{EdgeKey, Policy, RateLimit, Verdict};
+pub use server::Relay;
