@@ -1129,6 +1129,26 @@ impl RelayCore {
         let ad = match &arg1[..] {
             b"ad" => true,
             b"unad" => false,
+            b"relay-ad" => {
+                // [RELAY-13] From a peer relay: applied here, not passed on.
+                match super::advert::parse_relay_ads(&arg3) {
+                    Ok(list) => {
+                        for a in list {
+                            if a.ad {
+                                self.advertise(a.service.as_bytes(), &a.host_port, now);
+                            } else {
+                                self.unadvertise(a.service.as_bytes(), &a.host_port);
+                            }
+                        }
+                        self.json_response(conn, id, tracing, &arg1, "{}");
+                    }
+                    Err(e) => {
+                        let msg = format!("relay: hyperbahn::relay-ad: {e}");
+                        self.error_to(conn, id, ErrorCode::BAD_REQUEST, tracing, &msg);
+                    }
+                }
+                return;
+            }
             other => {
                 let msg = format!(
                     "relay: no such endpoint hyperbahn::{}",
@@ -1179,6 +1199,11 @@ impl RelayCore {
         }
         let count = self.conns.values().filter(|c| c.host_port == hp).count();
         let body = format!("{{\"connectionCount\":{count}}}");
+        self.json_response(conn, id, tracing, &arg1, &body);
+    }
+
+    /// Answers a call to the relay itself with `as=json`, arg2 `null`.
+    fn json_response(&mut self, conn: ConnId, id: u32, tracing: Tracing, arg1: &[u8], body: &str) {
         let headers = TransportHeaders::from_pairs([("as", "json")]).unwrap_or_default();
         let head = CallHead::Res(ResHead {
             code: ResponseCode::OK,
@@ -1192,7 +1217,7 @@ impl RelayCore {
             &head,
             ChecksumType::CRC32,
             MAX_FRAME_SIZE,
-            [&arg1[..], b"null", body.as_bytes()],
+            [arg1, b"null", body.as_bytes()],
         );
         if res.is_ok() {
             self.push_own(conn, buf.freeze());

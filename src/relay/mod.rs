@@ -14,6 +14,7 @@ mod core;
 pub mod frame;
 mod metrics;
 pub mod policy;
+pub mod routes;
 mod server;
 
 pub use self::config::RelayConfig;

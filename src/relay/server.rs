@@ -48,6 +48,11 @@ struct Inner {
     stopped: AtomicBool,
     stop: Notify,
     process_name: String,
+    /// Peer relays told of every advertisement received here, and the
+    /// channel that calls them.
+    peer_relays: Mutex<Vec<String>>,
+    fanout: crate::Channel,
+    fanout_clients: Mutex<HashMap<String, crate::Client>>,
 }
 
 /// A running relay: accepts connections, forwards calls by service name,
@@ -82,6 +87,9 @@ impl Relay {
             stopped: AtomicBool::new(false),
             stop: Notify::new(),
             process_name: format!("tchan-relay[{}]", std::process::id()),
+            peer_relays: Mutex::new(Vec::new()),
+            fanout: crate::Channel::new("tchan-relay"),
+            fanout_clients: Mutex::new(HashMap::default()),
         });
         let relay = Relay { inner, addr: local };
         tokio::spawn(relay.clone().accept_loop(listener));
@@ -159,6 +167,7 @@ impl Relay {
             actions.push(a);
         }
         let rearm = core.take_rearm();
+        let adverts = core.take_advertised();
         let connect_timeout = core.config().connect_timeout;
         drop(core);
         if rearm {
@@ -180,11 +189,84 @@ impl Relay {
                 }
             }
         }
+        if !adverts.is_empty() {
+            self.tell_peer_relays(adverts);
+        }
         for a in actions {
             if let Action::Dial(hp) = a {
                 tokio::spawn(self.clone().dial(hp, connect_timeout));
             }
         }
+    }
+
+    /// Shares every advertisement received here with the relay at `addr`
+    /// (`hyperbahn::relay-ad`, [RELAY-13]).
+    pub fn add_peer_relay(&self, addr: String) {
+        self.inner
+            .peer_relays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(addr);
+    }
+
+    fn tell_peer_relays(&self, adverts: Vec<(Bytes, String, bool)>) {
+        let peers = self
+            .inner
+            .peer_relays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if peers.is_empty() {
+            return;
+        }
+        let ads: Vec<super::advert::RelayAd> = adverts
+            .into_iter()
+            .map(|(s, hp, ad)| super::advert::RelayAd {
+                service: String::from_utf8_lossy(&s).into_owned(),
+                host_port: hp,
+                ad,
+            })
+            .collect();
+        let body = super::advert::relay_ads_body(&ads);
+        let this = self.clone();
+        tokio::spawn(async move {
+            for peer in peers {
+                let r = async {
+                    let cached = this
+                        .inner
+                        .fanout_clients
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&peer)
+                        .filter(|c| c.accepts_new_calls())
+                        .cloned();
+                    let client = match cached {
+                        Some(c) => c,
+                        None => {
+                            let c = this.inner.fanout.connect(peer.as_str()).await?;
+                            this.inner
+                                .fanout_clients
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(peer.clone(), c.clone());
+                            c
+                        }
+                    };
+                    client
+                        .call(
+                            crate::CallRequest::new(super::HYPERBAHN_SERVICE, "relay-ad")
+                                .scheme(crate::frame::ArgScheme::Json)
+                                .arg2("null")
+                                .arg3(body.clone())
+                                .timeout(Duration::from_secs(2)),
+                        )
+                        .await
+                };
+                if let Err(e) = r.await {
+                    tracing::warn!(peer, error = %e, "relay: cannot tell a peer relay of advertisements");
+                }
+            }
+        });
     }
 
     async fn accept_loop(self, listener: TcpListener) {

@@ -1,4 +1,4 @@
-//! The `tchan` command line: serve, call, bench, demo and decode.
+//! The `tchan` command line: serve, relay, call, bench, demo and decode.
 //!
 //! One file per subcommand; `loadgen` is the load generator behind `bench`
 //! and `demo`, `inspect` the decoder behind `decode`.
@@ -13,6 +13,8 @@ mod decode;
 mod demo;
 mod inspect;
 mod loadgen;
+mod prom;
+mod relay;
 mod serve;
 
 use std::io::{self, Read};
@@ -50,7 +52,7 @@ Exit status:
 #[command(
     name = "tchan",
     version,
-    about = "TChannel RPC tools: serve, call, bench, demo, decode"
+    about = "TChannel RPC tools: serve, relay, call, bench, demo, decode"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -64,6 +66,13 @@ enum Command {
     /// Prints `listening on HOST:PORT` first; SIGINT or SIGTERM drain
     /// gracefully, then it exits 0.
     Serve(serve::ServeArgs),
+    /// Relay calls by service name (Hyperbahn): services advertise
+    /// themselves to it, callers call it as if it were every service.
+    ///
+    /// Prints `listening on HOST:PORT` first (and `metrics on HOST:PORT` with
+    /// --metrics-listen); SIGINT or SIGTERM drain, then it exits 0. Usage
+    /// errors, an unreadable routes file or a failed listen exit 125.
+    Relay(relay::RelayArgs),
     /// Call a method on a peer (a tcurl for tchan).
     #[command(after_help = CALL_EXIT_HELP, override_usage = "tchan call [OPTIONS] [PEER] SERVICE METHOD")]
     Call(Box<call::CallArgs>),
@@ -117,6 +126,7 @@ fn main() -> ExitCode {
             let workers = worker_runtimes(args.threads.unwrap_or_else(cores));
             run_current_thread(serve::serve(args, workers))
         }
+        Command::Relay(args) => run_current_thread(relay::relay(args)),
         Command::Call(args) => run_current_thread(call::call(*args)),
         Command::Bench(args) => bench::bench(args),
         Command::Demo(args) => demo::demo(args),
