@@ -105,3 +105,476 @@ async fn large_calls_stream_through_without_reassembly() {
     assert!(c.frames_forwarded > 90, "{c:?}");
     assert!(c.bytes_copied <= c.frames_forwarded * 21, "{c:?}");
 }
+
+// ===== helpers =====
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use futures::StreamExt;
+use tchan::{Body, ChannelConfig};
+
+/// Waits for `f` to hold (a state the code exposes), up to 10 s.
+async fn until(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..2000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A server with `hold` (never answers; sets the flag when its future is
+/// dropped), `slow` (answers after arg3 ms), `boom` (unexpected error).
+async fn holding_server(service: &str) -> (Channel, String, Arc<AtomicBool>, Arc<AtomicUsize>) {
+    let ch = Channel::new(service);
+    let dropped = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicUsize::new(0));
+    {
+        let (dropped, started) = (dropped.clone(), started.clone());
+        ch.register(service, "hold", move |_req: Request| {
+            let flag = DropFlag(dropped.clone());
+            started.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let _flag = flag;
+                std::future::pending::<()>().await;
+                Ok(Response::ok(Bytes::new(), Bytes::new()))
+            }
+        });
+    }
+    ch.register(service, "slow", |req: Request| async move {
+        let arg3 = req.arg3.into_bytes().await?;
+        let ms: u64 = std::str::from_utf8(&arg3).unwrap().parse().unwrap();
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(Response::ok(Bytes::new(), arg3))
+    });
+    ch.register(service, "boom", |_req: Request| async move {
+        Err(tchan::Error::new(ErrorCode::UNEXPECTED, "boom"))
+    });
+    ch.register(service, "echo", echo);
+    let addr = ch.listen("127.0.0.1:0").await.unwrap().to_string();
+    (ch, addr, dropped, started)
+}
+
+fn cancelling_channel(name: &str) -> Channel {
+    let mut config = ChannelConfig::default();
+    config.connection_mut().set_send_cancel(true);
+    Channel::with_config(name, config)
+}
+
+#[tokio::test]
+async fn ids_stay_with_their_callers_with_10000_calls_answered_in_reverse() {
+    // [RELAY-3] 8 callers, 10,000 calls in flight on one relay → server
+    // connection; the server answers them last-first.
+    const CALLERS: usize = 8;
+    const PER: usize = 1250;
+    const N: usize = CALLERS * PER;
+    let srv = Channel::new("svc");
+    let waiting: Arc<std::sync::Mutex<Vec<tokio::sync::oneshot::Sender<()>>>> = Arc::default();
+    let all_in = Arc::new(tokio::sync::Notify::new());
+    {
+        let (waiting, all_in) = (waiting.clone(), all_in.clone());
+        srv.register("svc", "echo", move |req: Request| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let n = {
+                let mut w = waiting.lock().unwrap();
+                w.push(tx);
+                w.len()
+            };
+            if n == N {
+                all_in.notify_one();
+            }
+            async move {
+                let arg3 = req.arg3.into_bytes().await?;
+                let _ = rx.await;
+                Ok(Response::ok(req.arg2, arg3))
+            }
+        });
+    }
+    let addr = srv.listen("127.0.0.1:0").await.unwrap().to_string();
+    let relay = relay_with_routes(vec![("svc".into(), vec![addr])]).await;
+    let releaser = {
+        let waiting = waiting.clone();
+        tokio::spawn(async move {
+            all_in.notified().await;
+            let txs: Vec<_> = std::mem::take(&mut *waiting.lock().unwrap());
+            for tx in txs.into_iter().rev() {
+                let _ = tx.send(());
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for c in 0..CALLERS {
+        let client = Channel::new(format!("caller{c}"))
+            .connect(relay.local_addr())
+            .await
+            .unwrap();
+        for i in 0..PER {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                let body = format!("{c}/{i}");
+                let r = client
+                    .call(
+                        CallRequest::new("svc", "echo")
+                            .arg2(format!("caller{c}"))
+                            .arg3(body.clone())
+                            .timeout(Duration::from_secs(60)),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r.arg3, Bytes::from(body));
+                assert_eq!(r.arg2, Bytes::from(format!("caller{c}")));
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    releaser.await.unwrap();
+    let sizes = relay.sizes();
+    assert_eq!((sizes.calls, sizes.mappings), (0, 0), "{sizes:?}");
+    assert_eq!(relay.counters().forwarded, N as u64);
+}
+
+#[tokio::test]
+async fn a_call_whose_ttl_runs_out_in_the_relay_gets_a_timeout_and_the_late_answer_is_dropped() {
+    // [RELAY-5]
+    let (_srv, addr, _, _) = holding_server("svc").await;
+    let mut config = RelayConfig::default();
+    config.max_ttl = Duration::from_millis(100);
+    let relay = Relay::bind("127.0.0.1:0", config).await.unwrap();
+    relay.with_core(|c| c.set_routes([("svc".to_owned(), vec![addr])]));
+    let client = Channel::new("c").connect(relay.local_addr()).await.unwrap();
+    // The caller allows 5 s; the relay clamps the ttl to 100 ms, times the
+    // call out itself, and drops the server's late answer.
+    let e = client
+        .call(
+            CallRequest::new("svc", "slow")
+                .arg3("400")
+                .timeout(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::TIMEOUT);
+    assert!(e.message().contains("relay"), "{e}");
+    until("the late response to be dropped", || {
+        relay.counters().late_dropped >= 1
+    })
+    .await;
+    assert_eq!(relay.counters().unknown_dropped, 0);
+    let sizes = relay.sizes();
+    assert_eq!((sizes.calls, sizes.mappings), (0, 0));
+    // The connection still works.
+    let r = client
+        .call(CallRequest::new("svc", "echo").arg3("x"))
+        .await
+        .unwrap();
+    assert_eq!(&r.arg3[..], b"x");
+}
+
+#[tokio::test]
+async fn a_cancel_is_forwarded_and_the_handler_stops() {
+    // [RELAY-6]
+    let (_srv, addr, dropped, started) = holding_server("svc").await;
+    let relay = relay_with_routes(vec![("svc".into(), vec![addr])]).await;
+    let client = cancelling_channel("c")
+        .connect(relay.local_addr())
+        .await
+        .unwrap();
+    let call = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .call(CallRequest::new("svc", "hold").timeout(Duration::from_secs(30)))
+                .await
+        })
+    };
+    until("the handler to start", || {
+        started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    call.abort();
+    until("the server to drop the handler", || {
+        dropped.load(Ordering::SeqCst)
+    })
+    .await;
+    until("the relay to forget the call", || relay.sizes().calls == 0).await;
+    assert_eq!(relay.sizes().mappings, 0);
+}
+
+#[tokio::test]
+async fn a_caller_that_disconnects_frees_its_calls_and_cancels_them_downstream() {
+    // [RELAY-7]
+    let (_srv, addr, dropped, started) = holding_server("svc").await;
+    let relay = relay_with_routes(vec![("svc".into(), vec![addr])]).await;
+    let caller = Channel::new("c");
+    let client = caller.connect(relay.local_addr()).await.unwrap();
+    let mut calls = Vec::new();
+    for _ in 0..5 {
+        let client = client.clone();
+        calls.push(tokio::spawn(async move {
+            client
+                .call(CallRequest::new("svc", "hold").timeout(Duration::from_secs(30)))
+                .await
+        }));
+    }
+    until("the handlers to start", || {
+        started.load(Ordering::SeqCst) == 5
+    })
+    .await;
+    assert_eq!(relay.sizes().calls, 5);
+    caller.close();
+    for c in calls {
+        let e = c.await.unwrap().unwrap_err();
+        assert_eq!(e.code(), ErrorCode::NETWORK);
+    }
+    until("the relay to free the calls", || relay.sizes().calls == 0).await;
+    until("the server to drop the handlers", || {
+        dropped.load(Ordering::SeqCst)
+    })
+    .await;
+    assert_eq!(relay.sizes().mappings, 0);
+}
+
+#[tokio::test]
+async fn a_destination_that_drops_mid_call_fails_exactly_its_calls_with_network_error() {
+    // [RELAY-7]
+    let (srv, addr, _, started) = holding_server("svc").await;
+    let (_other, other_addr, _, _) = holding_server("other").await;
+    let relay = relay_with_routes(vec![
+        ("svc".into(), vec![addr]),
+        ("other".into(), vec![other_addr]),
+    ])
+    .await;
+    let client = Channel::new("c").connect(relay.local_addr()).await.unwrap();
+    let held = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .call(CallRequest::new("svc", "hold").timeout(Duration::from_secs(30)))
+                .await
+        })
+    };
+    let slow_other = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .call(
+                    CallRequest::new("other", "slow")
+                        .arg3("300")
+                        .timeout(Duration::from_secs(30)),
+                )
+                .await
+        })
+    };
+    until("the handler to start", || {
+        started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    srv.close();
+    let e = held.await.unwrap().unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NETWORK);
+    assert!(e.message().contains("relay"), "{e}");
+    // The call to the other service on the same caller connection is untouched.
+    let r = slow_other.await.unwrap().unwrap();
+    assert_eq!(&r.arg3[..], b"300");
+    assert_eq!(relay.sizes().calls, 0);
+}
+
+#[tokio::test]
+async fn rate_limits_answer_busy_past_the_rate() {
+    // [RELAY-15]
+    let (_srv, addr, _, _) = holding_server("svc").await;
+    let relay = relay_with_routes(vec![("svc".into(), vec![addr])]).await;
+    relay.with_core(|c| {
+        c.policy_mut().limit(&"svc=5".parse().unwrap());
+        c.policy_mut().limit(&"vip->svc=1000".parse().unwrap());
+    });
+    let client = Channel::new("c").connect(relay.local_addr()).await.unwrap();
+    let mut ok = 0;
+    let mut busy = 0;
+    for _ in 0..12 {
+        match client.call(CallRequest::new("svc", "echo")).await {
+            Ok(_) => ok += 1,
+            Err(e) if e.code() == ErrorCode::BUSY => {
+                assert!(e.message().contains("rate limit"), "{e}");
+                busy += 1
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // 12 calls well within one second: 5 pass (a sliding window can let one
+    // more through as the second turns).
+    assert!((5..=6).contains(&ok), "ok {ok}, busy {busy}");
+    assert_eq!(ok + busy, 12);
+}
+
+#[tokio::test]
+async fn a_killed_edge_is_declined_and_other_callers_go_on() {
+    // [RELAY-15]
+    let (_srv, addr, _, _) = holding_server("svc").await;
+    let relay = relay_with_routes(vec![("svc".into(), vec![addr])]).await;
+    relay.with_core(|c| c.policy_mut().kill("bad", "svc"));
+    let bad = Channel::new("bad")
+        .connect(relay.local_addr())
+        .await
+        .unwrap();
+    let good = Channel::new("good")
+        .connect(relay.local_addr())
+        .await
+        .unwrap();
+    let e = bad.call(CallRequest::new("svc", "echo")).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::DECLINED);
+    assert!(e.message().contains("killed"), "{e}");
+    good.call(CallRequest::new("svc", "echo")).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_endpoint_that_keeps_failing_opens_only_its_edge() {
+    // [RELAY-14]
+    let (_srv, addr, _, _) = holding_server("svc").await;
+    let relay = relay_with_routes(vec![("svc".into(), vec![addr])]).await;
+    let client = Channel::new("c").connect(relay.local_addr()).await.unwrap();
+    let mut unhealthy = None;
+    for _ in 0..20 {
+        let e = client
+            .call(CallRequest::new("svc", "boom"))
+            .await
+            .unwrap_err();
+        if e.code() == ErrorCode::DECLINED {
+            unhealthy = Some(e);
+            break;
+        }
+        assert_eq!(e.code(), ErrorCode::UNEXPECTED);
+    }
+    let e = unhealthy.expect("the edge never opened");
+    assert!(e.message().contains("not healthy"), "{e}");
+    // Another endpoint of the service, and another caller of this one, work.
+    client.call(CallRequest::new("svc", "echo")).await.unwrap();
+    let other = Channel::new("other")
+        .connect(relay.local_addr())
+        .await
+        .unwrap();
+    let e = other
+        .call(CallRequest::new("svc", "boom"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UNEXPECTED);
+}
+
+#[tokio::test]
+async fn a_call_to_a_peer_that_refuses_connections_goes_to_another() {
+    // [RELAY-8] retried before its first frame has left the relay
+    let (_srv, addr, _, _) = holding_server("svc").await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let relay = relay_with_routes(vec![("svc".into(), vec![dead.clone(), addr])]).await;
+    let client = Channel::new("c").connect(relay.local_addr()).await.unwrap();
+    for _ in 0..10 {
+        client.call(CallRequest::new("svc", "echo")).await.unwrap();
+    }
+    // With only the dead peer: network error naming it.
+    relay.with_core(|c| c.set_routes([("svc".to_owned(), vec![dead.clone()])]));
+    let e = client
+        .call(CallRequest::new("svc", "echo"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.code(), ErrorCode::NETWORK | ErrorCode::DECLINED),
+        "{e}"
+    );
+    assert_eq!(relay.sizes().calls, 0);
+}
+
+#[tokio::test]
+async fn continuation_frames_leave_before_the_last_one_arrives_and_memory_stays_flat() {
+    // [RELAY-4] a 64 MiB request streamed through the relay to a streaming
+    // handler: the handler sees bytes while the caller is still sending, and
+    // the relay never holds more than its queue limit.
+    const TOTAL: usize = 64 << 20;
+    let srv = Channel::new("svc");
+    let received = Arc::new(AtomicUsize::new(0));
+    {
+        let received = received.clone();
+        srv.register_streaming("svc", "sink", move |req: Request| {
+            let received = received.clone();
+            async move {
+                let Body::Stream(mut s) = req.arg3 else {
+                    panic!("expected a stream")
+                };
+                while let Some(c) = s.next().await {
+                    received.fetch_add(c?.len(), Ordering::SeqCst);
+                }
+                let n = received.load(Ordering::SeqCst);
+                Ok(Response::ok(Bytes::new(), n.to_string()))
+            }
+        });
+    }
+    let addr = srv.listen("127.0.0.1:0").await.unwrap().to_string();
+    let relay = relay_with_routes(vec![("svc".into(), vec![addr])]).await;
+    let client = Channel::new("c").connect(relay.local_addr()).await.unwrap();
+    // The first 1 MiB goes at once; the rest only after the handler has seen
+    // some of it (which it could not if the relay waited for the last frame).
+    let (gate_tx, gate_rx) = tokio::sync::oneshot::channel::<()>();
+    let first = futures::stream::iter((0..16).map(|_| Ok(Bytes::from(vec![1u8; 64 * 1024]))));
+    let rest = futures::stream::once(async move {
+        let _ = gate_rx.await;
+        futures::stream::iter(
+            (16..TOTAL / (64 * 1024)).map(|_| Ok(Bytes::from(vec![2u8; 64 * 1024]))),
+        )
+    })
+    .flatten();
+    let call = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .call(
+                    CallRequest::new("svc", "sink")
+                        .arg3(Body::from_stream(first.chain(rest)))
+                        .timeout(Duration::from_secs(60)),
+                )
+                .await
+        })
+    };
+    until(
+        "the handler to get bytes before the call's end was sent",
+        || received.load(Ordering::SeqCst) > 0,
+    )
+    .await;
+    let _ = gate_tx.send(());
+    let max_queued = Arc::new(AtomicUsize::new(0));
+    let watcher = {
+        let (relay, max_queued) = (relay.clone(), max_queued.clone());
+        tokio::spawn(async move {
+            loop {
+                let q = relay.sizes().queued_bytes;
+                max_queued.fetch_max(q, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    let r = call.await.unwrap().unwrap();
+    watcher.abort();
+    assert_eq!(r.arg3, Bytes::from(TOTAL.to_string()));
+    let limit = relay.with_core(|c| c.config().max_queued_bytes);
+    assert!(
+        max_queued.load(Ordering::SeqCst) <= limit,
+        "queued {} > {limit}",
+        max_queued.load(Ordering::SeqCst)
+    );
+    let c = relay.counters();
+    assert!(c.bytes_forwarded >= TOTAL as u64, "{c:?}");
+    assert!(c.bytes_copied <= c.frames_forwarded * 21, "{c:?}");
+}

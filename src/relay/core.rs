@@ -152,6 +152,8 @@ struct Call {
     edge_admission: Option<Admission>,
     bytes_in: u64,
     bytes_out: u64,
+    /// Arg1 ended the first frame: the next frame must not continue it.
+    arg1_open: bool,
     span: tracing::Span,
 }
 
@@ -412,12 +414,13 @@ impl RelayCore {
             return;
         };
         for (_, key) in c.incoming {
-            if let Some(call) = self.calls.remove(&key) {
+            // remove_call also clears the destination's side of the mapping.
+            if let Some(call) = self.remove_call(key) {
                 self.abandon_downstream(call, "caller disconnected", now, Class::Ignore);
             }
         }
         for (_, key) in c.outgoing {
-            if let Some(call) = self.calls.remove(&key) {
+            if let Some(call) = self.remove_call(key) {
                 let msg = format!(
                     "relay: connection to the destination of {} closed mid-call",
                     String::from_utf8_lossy(&call.service)
@@ -645,6 +648,7 @@ impl RelayCore {
             edge_admission: Some(edge_admission),
             bytes_in: u64::from(header.size),
             bytes_out: 0,
+            arg1_open: head.arg1_open,
             span,
         };
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -866,6 +870,21 @@ impl RelayCore {
             return;
         };
         call.bytes_in += u64::from(header.size);
+        if call.arg1_open {
+            // [RELAY-2] The second frame says whether arg1 went on: its first
+            // chunk is arg1's, and must be empty.
+            call.arg1_open = false;
+            let continues = CallContinue::decode(header, &payload)
+                .is_ok_and(|c| c.args.iter().next().is_some_and(|a| !a.is_empty()));
+            if continues {
+                let msg = "relay: arg1 must be whole in the first frame of a relayed call";
+                if let Some(call) = self.remove_call(key) {
+                    self.cancel_downstream(&call, "arg1 split over frames", now);
+                    self.fail_upstream(call, ErrorCode::BAD_REQUEST, msg, now, Class::Ignore);
+                }
+                return;
+            }
+        }
         let size = usize::from(header.size);
         match &mut call.dst {
             Dst::Waiting {
@@ -1300,7 +1319,7 @@ impl RelayCore {
         code: Option<ErrorCode>,
         app_error: bool,
     ) {
-        self.settle(&call, class, now);
+        self.settle(&call, class, Class::Success, now);
         self.observe(
             &call,
             now,
@@ -1313,16 +1332,19 @@ impl RelayCore {
     }
 
     /// Breakers and in-flight counts for a call that ended.
-    fn settle(&mut self, call: &Call, class: Class, now: Instant) {
+    /// `edge` counts for the caller → service::endpoint breaker, `peer` for
+    /// the destination's: a peer that answered is healthy whatever it said;
+    /// what an endpoint answers opens only that edge ([RELAY-14]).
+    fn settle(&mut self, call: &Call, edge: Class, peer: Class, now: Instant) {
         let r: f64 = self.rng.random();
         if let Some(adm) = call.edge_admission {
-            self.policy.on_result(&call.edge, adm, class, now, r);
+            self.policy.on_result(&call.edge, adm, edge, now, r);
         }
         if let (Some(adm), Some(hp)) = (call.peer_admission, &call.peer)
             && let Some(p) = self.peers.get_mut(hp)
         {
             p.in_flight = p.in_flight.saturating_sub(1);
-            p.breaker.on_result(now, adm, class, r);
+            p.breaker.on_result(now, adm, peer, r);
         }
     }
 
@@ -1339,7 +1361,12 @@ impl RelayCore {
         let _g = call.span.enter();
         tracing::debug!(code = code.name(), msg, "relay call failed");
         drop(_g);
-        self.settle(&call, class, now);
+        let peer = if code == ErrorCode::NETWORK {
+            Class::Failure
+        } else {
+            Class::Ignore
+        };
+        self.settle(&call, class, peer, now);
         self.error_to(call.src, call.src_id, code, call.tracing, msg);
         self.entomb_in(call.src, call.src_id, now);
         if let Dst::Sent { conn, id } = call.dst {
@@ -1352,7 +1379,7 @@ impl RelayCore {
     /// The caller is gone: tell the destination (a cancel) and forget.
     fn abandon_downstream(&mut self, call: Call, why: &str, now: Instant, class: Class) {
         self.cancel_downstream(&call, why, now);
-        self.settle(&call, class, now);
+        self.settle(&call, class, class, now);
         self.observe(&call, now, "caller-gone");
     }
 

@@ -27,8 +27,8 @@ pub enum RelayParseError {
     NotCallReq(FrameType),
     /// The call req does not decode.
     Malformed(DecodeError),
-    /// Arg1 continues in a later frame: a relay routes by the first frame
-    /// only ([RELAY-2]).
+    /// Arg1 continues in a later frame, or the call req has no arg chunk: a
+    /// relay reads the endpoint from the first frame only ([RELAY-2]).
     Arg1NotInFirstFrame,
     /// Arg1 is longer than [`MAX_ARG1_LEN`].
     Arg1TooLong(usize),
@@ -68,8 +68,12 @@ pub struct RelayHead {
     pub service: Bytes,
     /// The transport headers (`cn`, `rd`, `as`, `sk`, ...).
     pub headers: TransportHeaders,
-    /// Arg1, whole: the endpoint (method) name.
+    /// Arg1 as far as this frame has it: the endpoint (method) name.
     pub arg1: Bytes,
+    /// Arg1 ends this frame and more frames follow, so by the protocol it may
+    /// go on in the next one: the next frame's first chunk tells (empty: it
+    /// did not; [RELAY-2]).
+    pub arg1_open: bool,
 }
 
 impl RelayHead {
@@ -90,10 +94,7 @@ impl RelayHead {
         let Some(arg1) = chunks.next() else {
             return Err(RelayParseError::Arg1NotInFirstFrame);
         };
-        let whole = chunks.next().is_some() || !req.flags.more_fragments();
-        if !whole {
-            return Err(RelayParseError::Arg1NotInFirstFrame);
-        }
+        let arg1_open = chunks.next().is_none() && req.flags.more_fragments();
         if arg1.len() > MAX_ARG1_LEN {
             return Err(RelayParseError::Arg1TooLong(arg1.len()));
         }
@@ -104,6 +105,7 @@ impl RelayHead {
             service: req.service,
             headers: req.headers,
             arg1,
+            arg1_open,
         })
     }
 
