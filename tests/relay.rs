@@ -578,3 +578,48 @@ async fn continuation_frames_leave_before_the_last_one_arrives_and_memory_stays_
     assert!(c.bytes_forwarded >= TOTAL as u64, "{c:?}");
     assert!(c.bytes_copied <= c.frames_forwarded * 21, "{c:?}");
 }
+
+#[tokio::test]
+async fn an_advertisement_to_one_relay_is_known_to_its_peer_relays_and_survives_one_being_killed() {
+    // [RELAY-13] [RELAY-10] [RELAY-11]
+    let a = Relay::bind("127.0.0.1:0", RelayConfig::default())
+        .await
+        .unwrap();
+    let b = Relay::bind("127.0.0.1:0", RelayConfig::default())
+        .await
+        .unwrap();
+    a.add_peer_relay(b.local_addr().to_string());
+    b.add_peer_relay(a.local_addr().to_string());
+    let (srv, _addr) = server("svc").await;
+    // The service advertises to relay A only, on a connection it keeps.
+    let to_a = srv.connect(a.local_addr()).await.unwrap();
+    let r = to_a
+        .call(
+            CallRequest::new("hyperbahn", "ad")
+                .scheme(tchan::frame::ArgScheme::Json)
+                .arg2("null")
+                .arg3(r#"{"services":[{"serviceName":"svc","cost":0}]}"#),
+        )
+        .await
+        .unwrap();
+    assert_eq!(&r.arg3[..], br#"{"connectionCount":1}"#);
+    // A call through A goes back on the service's own connection: A dials no one.
+    let via_a = Channel::new("c").connect(a.local_addr()).await.unwrap();
+    via_a.call(CallRequest::new("svc", "echo")).await.unwrap();
+    assert_eq!(a.sizes().connections, 2, "the service's and the caller's");
+    // B learns of it from A.
+    until("relay B to know svc", || {
+        b.with_core(|c| !c.peers_of(b"svc", tokio::time::Instant::now().into_std()).is_empty())
+    })
+    .await;
+    let via_b = Channel::new("c").connect(b.local_addr()).await.unwrap();
+    // A is killed: calls through B go on.
+    a.close();
+    for i in 0..10 {
+        let r = via_b
+            .call(CallRequest::new("svc", "echo").arg3(format!("{i}")))
+            .await
+            .unwrap();
+        assert_eq!(r.arg3, Bytes::from(format!("{i}")));
+    }
+}

@@ -103,7 +103,7 @@ fn error_of(f: &Frame) -> (u32, ErrorCode, String) {
 /// A core with a caller connection and a destination connection already up
 /// for `svc` at `10.0.0.2:4000`.
 fn setup(config: RelayConfig) -> (RelayCore, ConnId, ConnId, Instant) {
-    let t0 = Instant::now();
+    let t0 = tokio::time::Instant::now().into_std();
     let mut core = RelayCore::new(config);
     let caller = core.add_connection("10.0.0.1:5000");
     let dst = core.add_connection("10.0.0.2:4000");
@@ -176,10 +176,10 @@ fn res_cont(id: u32, flags: u8, args: &[&[u8]]) -> Bytes {
 
 #[test]
 fn the_ttl_is_lowered_by_the_time_spent_connecting_and_clamped() {
-    // [RELAY-3] [RELAY-8]
+    // [RELAY-3] [RELAY-8] [DEV-24]
     let mut config = RelayConfig::default();
     config.max_ttl = Duration::from_secs(2);
-    let t0 = Instant::now();
+    let t0 = tokio::time::Instant::now().into_std();
     let mut core = RelayCore::new(config);
     let caller = core.add_connection("10.0.0.1:5000");
     core.set_routes([("svc".to_owned(), vec!["10.0.0.9:4000".to_owned()])]);
@@ -217,7 +217,7 @@ fn the_ttl_is_lowered_by_the_time_spent_connecting_and_clamped() {
 #[test]
 fn a_call_whose_peer_cannot_be_reached_tries_another_then_fails_with_network_error() {
     // [RELAY-8]
-    let t0 = Instant::now();
+    let t0 = tokio::time::Instant::now().into_std();
     let mut core = RelayCore::new(RelayConfig::default());
     let caller = core.add_connection("10.0.0.1:5000");
     core.set_routes([(
@@ -253,7 +253,7 @@ fn a_call_whose_peer_cannot_be_reached_tries_another_then_fails_with_network_err
 
 #[test]
 fn malformed_and_unroutable_call_reqs_get_an_error_frame_for_their_id() {
-    // [RELAY-2] [RELAY-8]
+    // [RELAY-2] [RELAY-8] [DEV-24]
     let (mut core, caller, dst, t0) = setup(RelayConfig::default());
     // Cut inside its headers: does not decode.
     let whole = req(5, "svc", 0, 1000, &[b"m", b"", b""]);
@@ -391,7 +391,7 @@ fn advertisements_route_calls_back_on_the_advertisers_connection_and_lapse() {
     // [RELAY-10] [RELAY-11]
     let mut config = RelayConfig::default();
     config.advert_ttl = Duration::from_secs(150);
-    let t0 = Instant::now();
+    let t0 = tokio::time::Instant::now().into_std();
     let mut core = RelayCore::new(config);
     let service = core.add_connection("10.0.0.5:7000");
     let caller = core.add_connection("10.0.0.1:5000");

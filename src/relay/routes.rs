@@ -47,6 +47,7 @@ mod tests {
 
     #[test]
     fn routes_parse_and_errors_say_where() {
+        // [RELAY-12]
         let r = parse_routes(r#"{"a": ["127.0.0.1:1", "h:2"], "b": []}"#).unwrap();
         assert_eq!(r[0], ("a".into(), vec!["127.0.0.1:1".into(), "h:2".into()]));
         assert!(parse_routes("[]").unwrap_err().contains("object"));
