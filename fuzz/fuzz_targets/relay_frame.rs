@@ -2,7 +2,8 @@
 //! (`tchan::relay`). Input: `id:4 ttl:4` for the rewrite, then one frame.
 //! Oracle: no panic; `RelayHead::parse` accepts only a call req that
 //! `CallReq::decode` accepts, with the same id, ttl, service, headers and
-//! first arg chunk, whole arg1 ([RELAY-2]) and a non-empty service; a
+//! first arg chunk, arg1 marked open exactly when it ends a frame that has
+//! more to follow ([RELAY-2]), and a non-empty service; a
 //! forwarded frame is the input with only its id (and, for a call req, its
 //! ttl) replaced and its reserved header bytes zeroed ([RELAY-3]), and the
 //! payload after the rewritten bytes is shared with the input, not copied.
@@ -39,7 +40,9 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(head.headers, req.headers);
             let mut args = req.args.iter();
             assert_eq!(args.next(), Some(head.arg1.clone()));
-            assert!(args.next().is_some() || !req.flags.more_fragments());
+            // Arg1 is open exactly when it ends the frame and more follow.
+            let open = args.next().is_none() && req.flags.more_fragments();
+            assert_eq!(head.arg1_open, open);
             let route = head.route();
             assert!(route == &head.service[..] || Some(route) == head.headers.get(b"rd"));
         }
