@@ -20,7 +20,7 @@ use rand::rngs::SmallRng;
 
 use super::config::RelayConfig;
 use super::frame::{Forward, RelayHead, lowered_ttl};
-use super::policy::{EdgeKey, Policy, Verdict};
+use super::policy::{EdgeId, EdgeKey, Policy, Verdict};
 use crate::frame::{
     CallContinue, CallFragment, CallHead, CallReq, Cancel, ChecksumType, ErrorCode, ErrorFrame,
     Frame, FrameHeader, FrameType, MAX_FRAME_SIZE, NO_MESSAGE_ID, Ping, Reassembler,
@@ -34,7 +34,74 @@ use crate::util::HashMap;
 /// A connection's handle in the core. Never reused.
 pub type ConnId = u64;
 
-type CallKey = u64;
+type CallKey = usize;
+type PeerIdx = u32;
+
+/// The peers one call tried, inline (a call tries at most a few).
+#[derive(Clone, Copy, Default)]
+struct Tried {
+    ids: [PeerIdx; 4],
+    len: u8,
+    attempts: u8,
+}
+
+impl Tried {
+    fn push(&mut self, p: PeerIdx) {
+        self.attempts = self.attempts.saturating_add(1);
+        if usize::from(self.len) < self.ids.len() {
+            self.ids[usize::from(self.len)] = p;
+            self.len += 1;
+        }
+    }
+
+    fn contains(&self, p: PeerIdx) -> bool {
+        self.ids[..usize::from(self.len)].contains(&p)
+    }
+}
+
+/// Calls by key: a vector of slots and a free list, so a call costs no
+/// hashing and no allocation once the relay has warmed up.
+#[derive(Default)]
+struct Slab {
+    slots: Vec<Option<Call>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl Slab {
+    fn insert(&mut self, call: Call) -> CallKey {
+        self.len += 1;
+        match self.free.pop() {
+            Some(k) => {
+                self.slots[k] = Some(call);
+                k
+            }
+            None => {
+                self.slots.push(Some(call));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn get(&self, k: CallKey) -> Option<&Call> {
+        self.slots.get(k).and_then(Option::as_ref)
+    }
+
+    fn get_mut(&mut self, k: CallKey) -> Option<&mut Call> {
+        self.slots.get_mut(k).and_then(Option::as_mut)
+    }
+
+    fn remove(&mut self, k: CallKey) -> Option<Call> {
+        let c = self.slots.get_mut(k)?.take()?;
+        self.free.push(k);
+        self.len -= 1;
+        Some(c)
+    }
+
+    fn contains(&self, k: CallKey) -> bool {
+        self.get(k).is_some()
+    }
+}
 
 /// The service a relay answers itself ([RELAY-10]).
 pub const HYPERBAHN_SERVICE: &[u8] = b"hyperbahn";
@@ -128,6 +195,7 @@ pub struct RelaySizes {
 enum Dst {
     /// Waiting for a connection; the frames so far are held.
     Waiting {
+        first: Option<(FrameHeader, Bytes)>,
         held: Vec<(FrameHeader, Bytes)>,
         held_bytes: usize,
     },
@@ -143,11 +211,14 @@ struct Call {
     deadline: Instant,
     ttl: u32,
     tracing: Tracing,
+    /// The service routed to (a clone of the routing table's key: no copy).
     service: Bytes,
-    edge: EdgeKey,
-    tried: Vec<String>,
+    edge: EdgeId,
+    /// The edge's names, kept only when metrics are on.
+    names: Option<Box<EdgeKey>>,
+    tried: Tried,
     /// The peer chosen (last), and how its breaker let the call through.
-    peer: Option<String>,
+    peer: Option<PeerIdx>,
     peer_admission: Option<Admission>,
     edge_admission: Option<Admission>,
     bytes_in: u64,
@@ -228,6 +299,7 @@ struct Conn {
 }
 
 struct Peer {
+    host_port: String,
     conn: Option<ConnId>,
     dialing: bool,
     waiting: Vec<CallKey>,
@@ -242,23 +314,26 @@ pub struct RelayCore {
     policy: Policy,
     conns: HashMap<ConnId, Conn>,
     next_conn: ConnId,
-    calls: HashMap<CallKey, Call>,
-    next_call: CallKey,
+    calls: Slab,
     timers: BinaryHeap<Reverse<(Instant, CallKey)>>,
     armed: Option<Instant>,
     rearm: bool,
-    /// Advertised services: service → host_port → expiry.
-    ads: HashMap<Bytes, HashMap<String, Instant>>,
-    /// Static routes: service → host_ports.
-    routes: HashMap<Bytes, Vec<String>>,
-    peers: HashMap<String, Peer>,
+    /// Advertised services: service → (peer, expiry).
+    ads: HashMap<Bytes, Vec<(PeerIdx, Instant)>>,
+    /// Static routes: service → peers.
+    routes: HashMap<Bytes, Vec<PeerIdx>>,
+    peers: Vec<Peer>,
+    peer_index: HashMap<String, PeerIdx>,
+    /// The latest `now` the core was given (for peers made without one).
+    clock: Instant,
     selector: Selector,
     rng: SmallRng,
     wakes: Vec<ConnId>,
     actions: VecDeque<Action>,
     counters: RelayCounters,
     scratch: Vec<Candidate>,
-    scratch_names: Vec<String>,
+    scratch_peers: Vec<PeerIdx>,
+    scratch_avail: Vec<PeerIdx>,
     /// Services advertised through this relay since the last
     /// [`RelayCore::take_advertised`] (for peer relays).
     advertised: Vec<(Bytes, String, bool)>,
@@ -286,20 +361,22 @@ impl RelayCore {
             config,
             conns: HashMap::default(),
             next_conn: 1,
-            calls: HashMap::default(),
-            next_call: 1,
+            calls: Slab::default(),
             timers: BinaryHeap::new(),
             armed: None,
             rearm: false,
             ads: HashMap::default(),
             routes: HashMap::default(),
-            peers: HashMap::default(),
+            peers: Vec::new(),
+            peer_index: HashMap::default(),
+            clock: crate::util::now(),
             rng: SmallRng::from_os_rng(),
             wakes: Vec::new(),
             actions: VecDeque::new(),
             counters: RelayCounters::default(),
             scratch: Vec::new(),
-            scratch_names: Vec::new(),
+            scratch_peers: Vec::new(),
+            scratch_avail: Vec::new(),
             advertised: Vec::new(),
         }
     }
@@ -323,7 +400,7 @@ impl RelayCore {
     pub fn sizes(&self) -> RelaySizes {
         let mut s = RelaySizes {
             connections: self.conns.len(),
-            calls: self.calls.len(),
+            calls: self.calls.len,
             peers: self.peers.len(),
             timers: self.timers.len(),
             ..RelaySizes::default()
@@ -366,9 +443,11 @@ impl RelayCore {
     /// A connection the relay dialled to `peer` is up as `conn`: the calls
     /// waiting for it are sent.
     pub fn on_connected(&mut self, peer: &str, conn: ConnId, now: Instant) {
-        let Some(p) = self.peers.get_mut(peer) else {
+        self.clock = now;
+        let Some(&idx) = self.peer_index.get(peer) else {
             return;
         };
+        let p = &mut self.peers[idx as usize];
         p.dialing = false;
         if p.conn.is_none() {
             p.conn = Some(conn);
@@ -382,24 +461,25 @@ impl RelayCore {
 
     /// A connect to `peer` failed: its waiting calls try another peer.
     pub fn on_connect_failed(&mut self, peer: &str, reason: &str, now: Instant) {
-        let Some(p) = self.peers.get_mut(peer) else {
+        self.clock = now;
+        let Some(&idx) = self.peer_index.get(peer) else {
             return;
         };
+        let p = &mut self.peers[idx as usize];
         p.dialing = false;
         let waiting = std::mem::take(&mut p.waiting);
         let why = format!("connect to {peer} failed: {reason}");
         for key in waiting {
-            let Some(call) = self.calls.get_mut(&key) else {
+            let Some(call) = self.calls.get_mut(key) else {
                 continue;
             };
             let adm = call.peer_admission.take();
             call.peer = None;
             let r: f64 = self.rng.random();
-            if let Some(p) = self.peers.get_mut(peer) {
-                p.in_flight = p.in_flight.saturating_sub(1);
-                if let Some(adm) = adm {
-                    p.breaker.on_result(now, adm, Class::Failure, r);
-                }
+            let p = &mut self.peers[idx as usize];
+            p.in_flight = p.in_flight.saturating_sub(1);
+            if let Some(adm) = adm {
+                p.breaker.on_result(now, adm, Class::Failure, r);
             }
             self.route_waiting(key, &why, now);
         }
@@ -428,22 +508,14 @@ impl RelayCore {
                 self.fail_upstream(call, ErrorCode::NETWORK, &msg, now, Class::Failure);
             }
         }
-        let mut orphaned = Vec::new();
-        for (hp, p) in self.peers.iter_mut() {
-            if p.conn == Some(conn) {
-                p.conn = None;
-                orphaned.push(hp.clone());
-            }
-        }
         // Another live connection to the same peer takes over.
-        for hp in orphaned {
-            let other = self
-                .conns
-                .iter()
-                .find(|(_, c)| c.host_port == hp && !c.closing)
-                .map(|(&id, _)| id);
-            if let Some(p) = self.peers.get_mut(&hp) {
-                p.conn = other;
+        for p in self.peers.iter_mut() {
+            if p.conn == Some(conn) {
+                p.conn = self
+                    .conns
+                    .iter()
+                    .find(|(_, c)| c.host_port == p.host_port && !c.closing)
+                    .map(|(&id, _)| id);
             }
         }
         self.wakes.retain(|&w| w != conn);
@@ -494,26 +566,62 @@ impl RelayCore {
 
     /// Replaces the static routes (`--routes`).
     pub fn set_routes(&mut self, routes: impl IntoIterator<Item = (String, Vec<String>)>) {
-        self.routes = routes
-            .into_iter()
-            .map(|(s, hps)| (Bytes::from(s), hps))
-            .collect();
+        let mut table = HashMap::default();
+        for (s, hps) in routes {
+            let mut ids: Vec<PeerIdx> = Vec::with_capacity(hps.len());
+            for hp in &hps {
+                let id = self.peer_idx(hp);
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            table.insert(Bytes::from(s), ids);
+        }
+        self.routes = table;
+    }
+
+    /// The index of the peer at `host_port`, made on first use.
+    fn peer_idx(&mut self, host_port: &str) -> PeerIdx {
+        if let Some(&i) = self.peer_index.get(host_port) {
+            return i;
+        }
+        let i = self.peers.len() as PeerIdx;
+        self.peers.push(Peer {
+            host_port: host_port.to_owned(),
+            conn: None,
+            dialing: false,
+            waiting: Vec::new(),
+            breaker: Breaker::new(self.config.peer_breaker, self.clock),
+            in_flight: 0,
+            since: self.clock,
+        });
+        self.peer_index.insert(host_port.to_owned(), i);
+        i
     }
 
     /// Records that `host_port` serves `service` until `now + advert_ttl`
     /// (an advertisement, here or at a peer relay).
     pub fn advertise(&mut self, service: &[u8], host_port: &str, now: Instant) {
+        self.clock = now;
         let until = now + self.config.advert_ttl;
-        self.ads
-            .entry(Bytes::copy_from_slice(service))
-            .or_default()
-            .insert(host_port.to_owned(), until);
+        let id = self.peer_idx(host_port);
+        let list = match self.ads.get_mut(service) {
+            Some(l) => l,
+            None => self.ads.entry(Bytes::copy_from_slice(service)).or_default(),
+        };
+        match list.iter_mut().find(|(p, _)| *p == id) {
+            Some(e) => e.1 = until,
+            None => list.push((id, until)),
+        }
     }
 
     /// Removes an advertisement at once (`unad`).
     pub fn unadvertise(&mut self, service: &[u8], host_port: &str) {
+        let Some(&id) = self.peer_index.get(host_port) else {
+            return;
+        };
         if let Some(m) = self.ads.get_mut(service) {
-            m.remove(host_port);
+            m.retain(|(p, _)| *p != id);
             if m.is_empty() {
                 self.ads.remove(service);
             }
@@ -524,24 +632,31 @@ impl RelayCore {
     pub fn peers_of(&self, service: &[u8], now: Instant) -> Vec<String> {
         let mut out = Vec::new();
         self.collect_peers(service, now, &mut out);
-        out
+        out.iter()
+            .map(|&i| self.peers[i as usize].host_port.clone())
+            .collect()
     }
 
-    fn collect_peers(&self, service: &[u8], now: Instant, out: &mut Vec<String>) {
+    fn collect_peers(&self, service: &[u8], now: Instant, out: &mut Vec<PeerIdx>) {
         if let Some(m) = self.ads.get(service) {
-            out.extend(
-                m.iter()
-                    .filter(|(_, u)| **u > now)
-                    .map(|(hp, _)| hp.clone()),
-            );
+            out.extend(m.iter().filter(|(_, u)| *u > now).map(|(p, _)| *p));
         }
         if let Some(r) = self.routes.get(service) {
-            for hp in r {
-                if !out.contains(hp) {
-                    out.push(hp.clone());
+            for p in r {
+                if !out.contains(p) {
+                    out.push(*p);
                 }
             }
         }
+    }
+
+    /// The routing table's own copy of a service name (shared, not copied),
+    /// when the relay knows the service at all.
+    fn service_key(&self, service: &[u8]) -> Option<Bytes> {
+        if let Some((k, _)) = self.ads.get_key_value(service) {
+            return Some(k.clone());
+        }
+        self.routes.get_key_value(service).map(|(k, _)| k.clone())
     }
 
     // ===== frames =====
@@ -569,6 +684,7 @@ impl RelayCore {
     }
 
     fn on_call_req(&mut self, conn: ConnId, header: FrameHeader, payload: Bytes, now: Instant) {
+        self.clock = now;
         let id = header.id;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -589,38 +705,36 @@ impl RelayCore {
                 return;
             }
         };
-        if head.route() == HYPERBAHN_SERVICE {
+        let route = head.route();
+        if route == HYPERBAHN_SERVICE {
             self.start_local(conn, header, payload, head, now);
             return;
         }
-        let ttl = lowered_ttl(head.ttl, Duration::ZERO, self.config.max_ttl);
-        let edge = EdgeKey::new(head.caller(), head.route(), &head.arg1);
-        match self.policy.check(&edge, now) {
-            Verdict::Pass => {}
-            Verdict::Reject(code, msg) => {
-                self.error_to(conn, id, code, head.tracing, &msg);
-                self.entomb_in(conn, id, now);
-                self.counters.answered_locally += 1;
-                self.observe_local(&edge, code);
-                return;
-            }
+        let names = || EdgeKey::new(head.caller(), head.route(), &head.arg1);
+        if let Verdict::Reject(code, msg) = self.policy.check(head.caller(), route, now) {
+            self.reject(conn, id, head.tracing, code, &msg, now);
+            self.observe_local(&names(), code);
+            return;
         }
-        let edge_admission = self.policy.admit(&edge, now);
-        let Some(edge_admission) = edge_admission else {
-            let msg = format!(
-                "relay: service is not healthy: {} (circuit open for {})",
-                edge.service_str(),
-                edge
-            );
-            self.error_to(conn, id, ErrorCode::DECLINED, head.tracing, &msg);
-            self.entomb_in(conn, id, now);
-            self.counters.answered_locally += 1;
-            self.observe_local(&edge, ErrorCode::DECLINED);
+        let Some(service) = self.service_key(route) else {
+            // [RELAY-8] No peer for the service.
+            let msg = format!("relay: no peers for service {}", String::from_utf8_lossy(route));
+            self.reject(conn, id, head.tracing, ErrorCode::DECLINED, &msg, now);
+            self.observe_local(&names(), ErrorCode::DECLINED);
             return;
         };
-        let service = Bytes::copy_from_slice(head.route());
-        let key = self.next_call;
-        self.next_call += 1;
+        let edge = self.policy.edge(head.caller(), route, &head.arg1);
+        let Some(edge_admission) = self.policy.admit(edge, names, now) else {
+            let msg = format!(
+                "relay: service is not healthy: {} (circuit open for {})",
+                String::from_utf8_lossy(route),
+                names()
+            );
+            self.reject(conn, id, head.tracing, ErrorCode::DECLINED, &msg, now);
+            self.observe_local(&names(), ErrorCode::DECLINED);
+            return;
+        };
+        let ttl = lowered_ttl(head.ttl, Duration::ZERO, self.config.max_ttl);
         let deadline = now + Duration::from_millis(u64::from(ttl));
         let span = tracing::debug_span!(
             "relay_call",
@@ -633,7 +747,8 @@ impl RelayCore {
             src: conn,
             src_id: id,
             dst: Dst::Waiting {
-                held: vec![(header, payload)],
+                first: Some((header, payload)),
+                held: Vec::new(),
                 held_bytes: usize::from(header.size),
             },
             arrived: now,
@@ -642,7 +757,8 @@ impl RelayCore {
             tracing: head.tracing,
             service,
             edge,
-            tried: Vec::new(),
+            names: self.config.metrics.then(|| Box::new(names())),
+            tried: Tried::default(),
             peer: None,
             peer_admission: None,
             edge_admission: Some(edge_admission),
@@ -651,21 +767,28 @@ impl RelayCore {
             arg1_open: head.arg1_open,
             span,
         };
+        let key = self.calls.insert(call);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.incoming.insert(id, key);
         }
-        self.calls.insert(key, call);
         self.push_timer(deadline, key);
         self.route_waiting(key, "", now);
+    }
+
+    /// Answers a call the relay will not forward, and forgets its id.
+    fn reject(&mut self, conn: ConnId, id: u32, tracing: Tracing, code: ErrorCode, msg: &str, now: Instant) {
+        self.error_to(conn, id, code, tracing, msg);
+        self.entomb_in(conn, id, now);
+        self.counters.answered_locally += 1;
     }
 
     /// Chooses a peer for a call that has not left the relay and sends it,
     /// or dials, or fails it. `why` is the last attempt's failure.
     fn route_waiting(&mut self, key: CallKey, why: &str, now: Instant) {
-        let Some(call) = self.calls.get(&key) else {
+        let Some(call) = self.calls.get(key) else {
             return;
         };
-        if call.tried.len() >= self.config.connect_attempts.max(1) {
+        if usize::from(call.tried.attempts) >= self.config.connect_attempts.max(1) {
             let msg = format!(
                 "relay: no peer of {} could be reached ({why})",
                 String::from_utf8_lossy(&call.service)
@@ -675,7 +798,8 @@ impl RelayCore {
             }
             return;
         }
-        let mut names = std::mem::take(&mut self.scratch_names);
+        let tried = call.tried;
+        let mut names = std::mem::take(&mut self.scratch_peers);
         names.clear();
         self.collect_peers(&call.service, now, &mut names);
         if names.is_empty() {
@@ -683,31 +807,25 @@ impl RelayCore {
                 "relay: no peers for service {}",
                 String::from_utf8_lossy(&call.service)
             );
-            self.scratch_names = names;
+            self.scratch_peers = names;
             if let Some(call) = self.remove_call(key) {
                 self.fail_upstream(call, ErrorCode::DECLINED, &msg, now, Class::Ignore);
             }
             return;
         }
         let mut cands = std::mem::take(&mut self.scratch);
+        let mut avail = std::mem::take(&mut self.scratch_avail);
         cands.clear();
-        let mut avail = Vec::with_capacity(names.len());
-        for hp in &names {
-            let p = self.peers.entry(hp.clone()).or_insert_with(|| Peer {
-                conn: None,
-                dialing: false,
-                waiting: Vec::new(),
-                breaker: Breaker::new(self.config.peer_breaker, now),
-                in_flight: 0,
-                since: now,
-            });
+        avail.clear();
+        for &i in &names {
+            let p = &mut self.peers[i as usize];
             if p.breaker.poll_timeout().is_some_and(|t| t <= now) {
                 p.breaker.handle_timeout(now);
             }
             if !p.breaker.is_available() {
                 continue;
             }
-            avail.push(hp);
+            avail.push(i);
             cands.push(Candidate {
                 in_flight: p.in_flight,
                 rtt: Duration::ZERO,
@@ -716,66 +834,59 @@ impl RelayCore {
                 } else {
                     1.0
                 },
-                tried: call.tried.contains(hp),
+                tried: tried.contains(i),
             });
         }
-        let chosen = self
-            .selector
-            .select(&cands, &mut self.rng)
-            .map(|i| avail[i].clone());
+        let chosen = self.selector.select(&cands, &mut self.rng).map(|i| avail[i]);
         self.scratch = cands;
-        self.scratch_names = names;
-        let Some(hp) = chosen else {
+        self.scratch_avail = avail;
+        self.scratch_peers = names;
+        let Some(idx) = chosen else {
             let msg = format!(
                 "relay: every peer of {} is unavailable (circuit open)",
-                String::from_utf8_lossy(&call.service)
+                String::from_utf8_lossy(&self.calls.get(key).map(|c| c.service.clone()).unwrap_or_default())
             );
             if let Some(call) = self.remove_call(key) {
                 self.fail_upstream(call, ErrorCode::DECLINED, &msg, now, Class::Ignore);
             }
             return;
         };
-        let Some(p) = self.peers.get_mut(&hp) else {
-            return;
-        };
+        let p = &mut self.peers[idx as usize];
         let Some(adm) = p.breaker.admit() else {
-            if let Some(call) = self.calls.get_mut(&key) {
-                call.tried.push(hp.clone());
+            if let Some(call) = self.calls.get_mut(key) {
+                call.tried.push(idx);
             }
             self.route_waiting(key, "circuit open", now);
             return;
         };
         p.in_flight += 1;
         let conn = p.conn;
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.tried.push(hp.clone());
-            call.peer = Some(hp.clone());
+        if let Some(call) = self.calls.get_mut(key) {
+            call.tried.push(idx);
+            call.peer = Some(idx);
             call.peer_admission = Some(adm);
         }
         match conn {
             Some(dst) => self.send_waiting(key, dst, now),
             None => {
-                // Reuse an inbound connection from that peer when there is one.
+                // [RELAY-11] Reuse a connection from that peer when there is one.
+                let hp = &self.peers[idx as usize].host_port;
                 let inbound = self
                     .conns
                     .iter()
-                    .find(|(_, c)| c.host_port == hp && !c.closing)
+                    .find(|(_, c)| c.host_port == *hp && !c.closing)
                     .map(|(&id, _)| id);
+                let p = &mut self.peers[idx as usize];
                 if let Some(dst) = inbound {
-                    if let Some(p) = self.peers.get_mut(&hp) {
-                        p.conn = Some(dst);
-                        p.since = now;
-                    }
+                    p.conn = Some(dst);
+                    p.since = now;
                     self.send_waiting(key, dst, now);
                     return;
                 }
-                let Some(p) = self.peers.get_mut(&hp) else {
-                    return;
-                };
                 p.waiting.push(key);
                 if !p.dialing {
                     p.dialing = true;
-                    self.actions.push_back(Action::Dial(hp));
+                    self.actions.push_back(Action::Dial(p.host_port.clone()));
                 }
             }
         }
@@ -784,11 +895,13 @@ impl RelayCore {
     /// Sends the held frames of a waiting call on `dst`.
     fn send_waiting(&mut self, key: CallKey, dst: ConnId, now: Instant) {
         let max_queued = self.config.max_queued_bytes;
-        let Some(call) = self.calls.get_mut(&key) else {
+        let Some(call) = self.calls.get_mut(key) else {
             return;
         };
         let Dst::Waiting {
-            held, held_bytes, ..
+            first,
+            held,
+            held_bytes,
         } = &mut call.dst
         else {
             return;
@@ -828,20 +941,18 @@ impl RelayCore {
         }
         let id = next_free_id(d, now);
         d.outgoing.insert(id, key);
+        let first = first.take();
         let held = std::mem::take(held);
-        for (i, (h, p)) in held.into_iter().enumerate() {
-            let f = if i == 0 {
-                Forward::call_req(h, p, id, ttl)
-            } else {
-                Some(Forward::with_id(h, p, id))
-            };
-            if let Some(f) = f {
-                self.counters.frames_forwarded += 1;
-                self.counters.bytes_forwarded += f.rest().len() as u64;
-                self.counters.bytes_copied += f.head().len() as u64;
-                d.queued += f.len();
-                d.queue.push_back(Out::Forward(f));
-            }
+        let frames = first
+            .into_iter()
+            .map(|(h, p)| Forward::call_req(h, p, id, ttl))
+            .chain(held.into_iter().map(|(h, p)| Some(Forward::with_id(h, p, id))));
+        for f in frames.flatten() {
+            self.counters.frames_forwarded += 1;
+            self.counters.bytes_forwarded += f.rest().len() as u64;
+            self.counters.bytes_copied += f.head().len() as u64;
+            d.queued += f.len();
+            d.queue.push_back(Out::Forward(f));
         }
         if !d.woken {
             d.woken = true;
@@ -866,7 +977,7 @@ impl RelayCore {
         };
         let max_queued = self.config.max_queued_bytes;
         let max_held = self.config.max_held_bytes;
-        let Some(call) = self.calls.get_mut(&key) else {
+        let Some(call) = self.calls.get_mut(key) else {
             return;
         };
         call.bytes_in += u64::from(header.size);
@@ -944,7 +1055,7 @@ impl RelayCore {
             // Cancels cross responses: nothing to do (CANCEL-4).
             return;
         };
-        let Some(call) = self.calls.get(&key) else {
+        let Some(call) = self.calls.get(key) else {
             return;
         };
         match call.dst {
@@ -988,7 +1099,7 @@ impl RelayCore {
         let terminal =
             header.frame_type == FrameType::ERROR || payload.first().is_none_or(|f| f & 0x01 == 0);
         let max_queued = self.config.max_queued_bytes;
-        let Some(call) = self.calls.get_mut(&key) else {
+        let Some(call) = self.calls.get_mut(key) else {
             return;
         };
         let size = usize::from(header.size);
@@ -1203,14 +1314,8 @@ impl RelayCore {
         }
         if ad {
             // [RELAY-11] Calls to this peer reuse the connection it advertised on.
-            let p = self.peers.entry(hp.clone()).or_insert_with(|| Peer {
-                conn: None,
-                dialing: false,
-                waiting: Vec::new(),
-                breaker: Breaker::new(self.config.peer_breaker, now),
-                in_flight: 0,
-                since: now,
-            });
+            let idx = self.peer_idx(&hp);
+            let p = &mut self.peers[idx as usize];
             if p.conn.is_none() {
                 p.conn = Some(conn);
                 p.since = now;
@@ -1260,7 +1365,7 @@ impl RelayCore {
                 break;
             }
             self.timers.pop();
-            let expired = self.calls.get(&key).is_some_and(|c| c.deadline <= now);
+            let expired = self.calls.get(key).is_some_and(|c| c.deadline <= now);
             if expired && let Some(call) = self.remove_call(key) {
                 let msg = format!(
                     "relay: call to {} timed out after {} ms",
@@ -1272,7 +1377,7 @@ impl RelayCore {
         }
         // Lapsed advertisements.
         self.ads.retain(|_, m| {
-            m.retain(|_, until| *until > now);
+            m.retain(|(_, until)| *until > now);
             !m.is_empty()
         });
         for c in self.conns.values_mut() {
@@ -1284,9 +1389,9 @@ impl RelayCore {
     fn push_timer(&mut self, at: Instant, key: CallKey) {
         // Entries of finished calls are dropped lazily; rebuild the heap when
         // they outnumber live calls, so it stays proportional to them.
-        if self.timers.len() > 1024 && self.timers.len() > 4 * self.calls.len() {
+        if self.timers.len() > 1024 && self.timers.len() > 4 * self.calls.len {
             let calls = &self.calls;
-            self.timers.retain(|Reverse((_, k))| calls.contains_key(k));
+            self.timers.retain(|Reverse((_, k))| calls.contains(*k));
         }
         self.timers.push(Reverse((at, key)));
         if self.armed.is_none_or(|a| at < a) {
@@ -1298,7 +1403,7 @@ impl RelayCore {
     // ===== ending calls =====
 
     fn remove_call(&mut self, key: CallKey) -> Option<Call> {
-        let call = self.calls.remove(&key)?;
+        let call = self.calls.remove(key)?;
         if let Some(c) = self.conns.get_mut(&call.src) {
             c.incoming.remove(&call.src_id);
         }
@@ -1338,10 +1443,10 @@ impl RelayCore {
     fn settle(&mut self, call: &Call, edge: Class, peer: Class, now: Instant) {
         let r: f64 = self.rng.random();
         if let Some(adm) = call.edge_admission {
-            self.policy.on_result(&call.edge, adm, edge, now, r);
+            self.policy.on_result(call.edge, adm, edge, now, r);
         }
         if let (Some(adm), Some(hp)) = (call.peer_admission, &call.peer)
-            && let Some(p) = self.peers.get_mut(hp)
+            && let Some(p) = self.peers.get_mut(*hp as usize)
         {
             p.in_flight = p.in_flight.saturating_sub(1);
             p.breaker.on_result(now, adm, peer, r);
@@ -1484,11 +1589,11 @@ impl RelayCore {
     // ===== observability =====
 
     fn observe(&self, call: &Call, now: Instant, outcome: &'static str) {
-        if !self.config.metrics {
+        let Some(names) = &call.names else {
             return;
-        }
+        };
         super::metrics::call(
-            &call.edge,
+            names,
             outcome,
             call.bytes_in,
             call.bytes_out,

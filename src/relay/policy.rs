@@ -2,6 +2,7 @@
 //! caller → service::endpoint edge (Hyperbahn's list, `spec/12-relay.md`
 //! section 4).
 
+use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -171,14 +172,20 @@ pub fn parse_edge(s: &str) -> Result<(Option<String>, String), String> {
 struct EdgeState {
     breaker: Breaker,
     used: Instant,
+    key: EdgeKey,
 }
+
+/// A caller → service::endpoint edge as the policy keys it: a seeded hash
+/// of the three names (computed once per call, no allocation).
+pub type EdgeId = u64;
 
 /// The edge policy of a relay.
 pub struct Policy {
-    kills: HashSet<(Bytes, Bytes)>,
+    hasher: foldhash::fast::RandomState,
+    kills: HashSet<u64>,
     service_limits: HashMap<Bytes, RateLimiter>,
-    edge_limits: HashMap<(Bytes, Bytes), RateLimiter>,
-    breakers: HashMap<EdgeKey, EdgeState>,
+    edge_limits: HashMap<u64, RateLimiter>,
+    breakers: HashMap<EdgeId, EdgeState>,
     breaker_config: BreakerConfig,
     max_edges: usize,
 }
@@ -197,6 +204,7 @@ impl Policy {
     /// most `max_edges` edges.
     pub fn new(breaker_config: BreakerConfig, max_edges: usize) -> Policy {
         Policy {
+            hasher: foldhash::fast::RandomState::default(),
             kills: HashSet::default(),
             service_limits: HashMap::default(),
             edge_limits: HashMap::default(),
@@ -206,67 +214,68 @@ impl Policy {
         }
     }
 
+    /// The id of the edge from `caller` to `service::endpoint`.
+    pub fn edge(&self, caller: &[u8], service: &[u8], endpoint: &[u8]) -> EdgeId {
+        self.hasher.hash_one((caller, service, endpoint))
+    }
+
+    fn pair(&self, caller: &[u8], service: &[u8]) -> u64 {
+        self.hasher.hash_one((caller, service))
+    }
+
     /// Rejects calls from `caller` to `service` with declined until the
     /// relay restarts (`--kill`).
     pub fn kill(&mut self, caller: &str, service: &str) {
-        self.kills.insert((
-            Bytes::copy_from_slice(caller.as_bytes()),
-            Bytes::copy_from_slice(service.as_bytes()),
-        ));
+        let k = self.pair(caller.as_bytes(), service.as_bytes());
+        self.kills.insert(k);
     }
 
     /// Adds (or replaces) a rate limit (`--rate-limit`).
     pub fn limit(&mut self, limit: &RateLimit) {
-        let service = Bytes::copy_from_slice(limit.service.as_bytes());
         match &limit.caller {
             Some(c) => {
-                self.edge_limits.insert(
-                    (Bytes::copy_from_slice(c.as_bytes()), service),
-                    RateLimiter::new(limit.rps),
-                );
+                let k = self.pair(c.as_bytes(), limit.service.as_bytes());
+                self.edge_limits.insert(k, RateLimiter::new(limit.rps));
             }
             None => {
-                self.service_limits
-                    .insert(service, RateLimiter::new(limit.rps));
+                self.service_limits.insert(
+                    Bytes::copy_from_slice(limit.service.as_bytes()),
+                    RateLimiter::new(limit.rps),
+                );
             }
         }
     }
 
-    /// Kill switches and rate limits for a new call on `edge`.
-    pub fn check(&mut self, edge: &EdgeKey, now: Instant) -> Verdict {
-        if !self.kills.is_empty()
-            && self.kills.contains(&(
-                Bytes::copy_from_slice(edge.caller()),
-                Bytes::copy_from_slice(edge.service()),
-            ))
-        {
-            return Verdict::Reject(
-                ErrorCode::DECLINED,
-                format!(
-                    "relay: calls from {} to {} are killed",
-                    String::from_utf8_lossy(edge.caller()),
-                    edge.service_str()
-                ),
-            );
+    /// Kill switches and rate limits for a new call from `caller` to
+    /// `service`.
+    pub fn check(&mut self, caller: &[u8], service: &[u8], now: Instant) -> Verdict {
+        if !self.kills.is_empty() || !self.edge_limits.is_empty() {
+            let k = self.pair(caller, service);
+            if self.kills.contains(&k) {
+                return Verdict::Reject(
+                    ErrorCode::DECLINED,
+                    format!(
+                        "relay: calls from {} to {} are killed",
+                        String::from_utf8_lossy(caller),
+                        String::from_utf8_lossy(service)
+                    ),
+                );
+            }
+            if let Some(l) = self.edge_limits.get_mut(&k)
+                && !l.allow(now)
+            {
+                return Verdict::Reject(
+                    ErrorCode::BUSY,
+                    format!(
+                        "relay: rate limit of {}/s from {} to {} reached",
+                        l.rps,
+                        String::from_utf8_lossy(caller),
+                        String::from_utf8_lossy(service)
+                    ),
+                );
+            }
         }
-        if !self.edge_limits.is_empty()
-            && let Some(l) = self.edge_limits.get_mut(&(
-                Bytes::copy_from_slice(edge.caller()),
-                Bytes::copy_from_slice(edge.service()),
-            ))
-            && !l.allow(now)
-        {
-            return Verdict::Reject(
-                ErrorCode::BUSY,
-                format!(
-                    "relay: rate limit of {}/s from {} to {} reached",
-                    l.rps,
-                    String::from_utf8_lossy(edge.caller()),
-                    edge.service_str()
-                ),
-            );
-        }
-        if let Some(l) = self.service_limits.get_mut(edge.service())
+        if let Some(l) = self.service_limits.get_mut(service)
             && !l.allow(now)
         {
             return Verdict::Reject(
@@ -274,39 +283,46 @@ impl Policy {
                 format!(
                     "relay: rate limit of {}/s for {} reached",
                     l.rps,
-                    edge.service_str()
+                    String::from_utf8_lossy(service)
                 ),
             );
         }
         Verdict::Pass
     }
 
-    /// Lets a call through the edge's breaker: `None` while it is open.
-    pub fn admit(&mut self, edge: &EdgeKey, now: Instant) -> Option<Admission> {
-        if !self.breakers.contains_key(edge) {
-            if self.max_edges == 0 {
-                return Some(Admission::Normal);
-            }
+    /// Lets a call through the breaker of edge `id` (named by `key`, called
+    /// only when the edge is new): `None` while it is open.
+    pub fn admit(
+        &mut self,
+        id: EdgeId,
+        key: impl FnOnce() -> EdgeKey,
+        now: Instant,
+    ) -> Option<Admission> {
+        if self.max_edges == 0 {
+            return Some(Admission::Normal);
+        }
+        if !self.breakers.contains_key(&id) {
             if self.breakers.len() >= self.max_edges {
                 // Forget the edge idle longest.
                 if let Some(old) = self
                     .breakers
                     .iter()
                     .min_by_key(|(_, s)| s.used)
-                    .map(|(k, _)| k.clone())
+                    .map(|(k, _)| *k)
                 {
                     self.breakers.remove(&old);
                 }
             }
             self.breakers.insert(
-                edge.clone(),
+                id,
                 EdgeState {
                     breaker: Breaker::new(self.breaker_config, now),
                     used: now,
+                    key: key(),
                 },
             );
         }
-        let st = self.breakers.get_mut(edge)?;
+        let st = self.breakers.get_mut(&id)?;
         st.used = now;
         if st.breaker.poll_timeout().is_some_and(|t| t <= now) {
             st.breaker.handle_timeout(now);
@@ -314,18 +330,16 @@ impl Policy {
         st.breaker.admit()
     }
 
-    /// The result of a call on `edge`.
-    pub fn on_result(
-        &mut self,
-        edge: &EdgeKey,
-        adm: Admission,
-        class: Class,
-        now: Instant,
-        r: f64,
-    ) {
-        if let Some(st) = self.breakers.get_mut(edge) {
+    /// The result of a call on edge `id`.
+    pub fn on_result(&mut self, id: EdgeId, adm: Admission, class: Class, now: Instant, r: f64) {
+        if let Some(st) = self.breakers.get_mut(&id) {
             st.breaker.on_result(now, adm, class, r);
         }
+    }
+
+    /// The names of edge `id`, while the policy keeps its state.
+    pub fn edge_key(&self, id: EdgeId) -> Option<&EdgeKey> {
+        self.breakers.get(&id).map(|s| &s.key)
     }
 
     /// Edges with breaker state.
