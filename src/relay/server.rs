@@ -32,8 +32,9 @@ use crate::util::{HashMap, now};
 
 /// How long a peer may take to send its init req.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most slices handed to one vectored write.
-const MAX_IOV: usize = 64;
+/// Most slices handed to one vectored write (Linux's `IOV_MAX` is 1024):
+/// a batch of 64 small frames is two slices each.
+const MAX_IOV: usize = 1024;
 
 struct ConnIo {
     write: Notify,
@@ -468,7 +469,7 @@ async fn write_outs(wr: &mut OwnedWriteHalf, q: &VecDeque<Out>) -> io::Result<()
     // Position: frame, part of it (head or rest), offset in the part.
     let mut pos = (0usize, 0usize, 0usize);
     loop {
-        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity((2 * q.len()).min(MAX_IOV));
         let mut n = 0;
         let (mut i, mut part, mut off) = pos;
         while i < q.len() && n < MAX_IOV {
@@ -477,7 +478,7 @@ async fn write_outs(wr: &mut OwnedWriteHalf, q: &VecDeque<Out>) -> io::Result<()
                 let s = &parts[part][off..];
                 off = 0;
                 if !s.is_empty() {
-                    iov[n] = IoSlice::new(s);
+                    iov.push(IoSlice::new(s));
                     n += 1;
                 }
                 part += 1;
@@ -490,7 +491,7 @@ async fn write_outs(wr: &mut OwnedWriteHalf, q: &VecDeque<Out>) -> io::Result<()
         if n == 0 {
             return Ok(());
         }
-        let mut written = wr.write_vectored(&iov[..n]).await?;
+        let mut written = wr.write_vectored(&iov).await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
