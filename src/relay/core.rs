@@ -710,8 +710,9 @@ impl RelayCore {
             self.start_local(conn, header, payload, head, now);
             return;
         }
-        let names = || EdgeKey::new(head.caller(), head.route(), &head.arg1);
-        if let Verdict::Reject(code, msg) = self.policy.check(head.caller(), route, now) {
+        let caller = head.caller();
+        let names = || EdgeKey::new(caller, route, &head.arg1);
+        if let Verdict::Reject(code, msg) = self.policy.check(caller, route, now) {
             self.reject(conn, id, head.tracing, code, &msg, now);
             self.observe_local(&names(), code);
             return;
@@ -723,7 +724,7 @@ impl RelayCore {
             self.observe_local(&names(), ErrorCode::DECLINED);
             return;
         };
-        let edge = self.policy.edge(head.caller(), route, &head.arg1);
+        let edge = self.policy.edge(caller, route, &head.arg1);
         let Some(edge_admission) = self.policy.admit(edge, names, now) else {
             let msg = format!(
                 "relay: service is not healthy: {} (circuit open for {})",
@@ -740,7 +741,7 @@ impl RelayCore {
             "relay_call",
             service = %String::from_utf8_lossy(&service),
             endpoint = %String::from_utf8_lossy(&head.arg1),
-            caller = %String::from_utf8_lossy(head.caller()),
+            caller = %String::from_utf8_lossy(caller),
             trace_id = head.tracing.trace_id,
         );
         let call = Call {
