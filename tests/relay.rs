@@ -503,8 +503,32 @@ async fn continuation_frames_leave_before_the_last_one_arrives_and_memory_stays_
     // [RELAY-4] a 64 MiB request streamed through the relay to a streaming
     // handler: the handler sees bytes while the caller is still sending, and
     // the relay never holds more than its queue limit.
-    const TOTAL: usize = 64 << 20;
-    let srv = Channel::new("svc");
+    stream_through(64 << 20).await;
+}
+
+/// The soak's size: `cargo test --release --test relay -- --ignored`
+/// (`TCHAN_RELAY_MIB`, default 300), run by `.ci/run`.
+#[tokio::test]
+#[ignore]
+async fn a_300_mib_call_streams_through_the_relay_with_its_memory_flat() {
+    // [RELAY-4]
+    let mib: usize = std::env::var("TCHAN_RELAY_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    stream_through(mib << 20).await;
+}
+
+async fn stream_through(total: usize) {
+    let mut config = ChannelConfig::default();
+    // A destination with raised limits: it takes a message of any size.
+    config
+        .connection_mut()
+        .reassembly_mut()
+        .set_max_message_bytes(u64::MAX)
+        .set_max_frames(u32::MAX);
+    config.connection_mut().set_max_inbound_bytes(u64::MAX);
+    let srv = Channel::with_config("svc", config);
     let received = Arc::new(AtomicUsize::new(0));
     {
         let received = received.clone();
@@ -532,7 +556,7 @@ async fn continuation_frames_leave_before_the_last_one_arrives_and_memory_stays_
     let rest = futures::stream::once(async move {
         let _ = gate_rx.await;
         futures::stream::iter(
-            (16..TOTAL / (64 * 1024)).map(|_| Ok(Bytes::from(vec![2u8; 64 * 1024]))),
+            (16..total / (64 * 1024)).map(|_| Ok(Bytes::from(vec![2u8; 64 * 1024]))),
         )
     })
     .flatten();
@@ -567,7 +591,7 @@ async fn continuation_frames_leave_before_the_last_one_arrives_and_memory_stays_
     };
     let r = call.await.unwrap().unwrap();
     watcher.abort();
-    assert_eq!(r.arg3, Bytes::from(TOTAL.to_string()));
+    assert_eq!(r.arg3, Bytes::from(total.to_string()));
     let limit = relay.with_core(|c| c.config().max_queued_bytes);
     assert!(
         max_queued.load(Ordering::SeqCst) <= limit,
@@ -575,7 +599,7 @@ async fn continuation_frames_leave_before_the_last_one_arrives_and_memory_stays_
         max_queued.load(Ordering::SeqCst)
     );
     let c = relay.counters();
-    assert!(c.bytes_forwarded >= TOTAL as u64, "{c:?}");
+    assert!(c.bytes_forwarded >= total as u64, "{c:?}");
     assert!(c.bytes_copied <= c.frames_forwarded * 21, "{c:?}");
 }
 
@@ -609,7 +633,10 @@ async fn an_advertisement_to_one_relay_is_known_to_its_peer_relays_and_survives_
     assert_eq!(a.sizes().connections, 2, "the service's and the caller's");
     // B learns of it from A.
     until("relay B to know svc", || {
-        b.with_core(|c| !c.peers_of(b"svc", tokio::time::Instant::now().into_std()).is_empty())
+        b.with_core(|c| {
+            !c.peers_of(b"svc", tokio::time::Instant::now().into_std())
+                .is_empty()
+        })
     })
     .await;
     let via_b = Channel::new("c").connect(b.local_addr()).await.unwrap();

@@ -469,3 +469,43 @@ fn pings_are_answered_and_init_after_the_handshake_is_fatal() {
     assert_eq!(code, ErrorCode::PROTOCOL);
     assert_eq!(core.poll_action(), Some(Action::Close(caller)));
 }
+
+#[test]
+fn a_destination_that_drops_opens_neither_the_edge_nor_the_other_peers() {
+    // [RELAY-14] [RELAY-7]
+    let t0 = tokio::time::Instant::now().into_std();
+    let mut core = RelayCore::new(RelayConfig::default());
+    let caller = core.add_connection("10.0.0.1:5000");
+    let a = core.add_connection("10.0.0.2:4000");
+    let b = core.add_connection("10.0.0.3:4000");
+    core.set_routes([(
+        "svc".to_owned(),
+        vec!["10.0.0.2:4000".to_owned(), "10.0.0.3:4000".to_owned()],
+    )]);
+    for id in 1..=20 {
+        feed(
+            &mut core,
+            caller,
+            req(id, "svc", 0, 10_000, &[b"m", b"", b""]),
+            t0,
+        );
+    }
+    let on_a = take(&mut core, a).len();
+    assert!(on_a >= 5, "enough calls on a to open a breaker: {on_a}");
+    let _ = take(&mut core, b);
+    core.on_closed(a, t0);
+    let failed = take(&mut core, caller);
+    assert_eq!(failed.len(), on_a);
+    assert!(failed.iter().all(|f| error_of(f).1 == ErrorCode::NETWORK));
+    // The edge stays closed: new calls go to b, none is declined.
+    for id in 100..120 {
+        feed(
+            &mut core,
+            caller,
+            req(id, "svc", 0, 10_000, &[b"m", b"", b""]),
+            t0,
+        );
+    }
+    assert!(take(&mut core, caller).is_empty(), "no call refused");
+    assert_eq!(take(&mut core, b).len(), 20);
+}

@@ -505,7 +505,9 @@ impl RelayCore {
                     "relay: connection to the destination of {} closed mid-call",
                     String::from_utf8_lossy(&call.service)
                 );
-                self.fail_upstream(call, ErrorCode::NETWORK, &msg, now, Class::Failure);
+                // The peer's fault, not the edge's: its breaker counts it
+                // (fail_upstream), the caller's edge does not ([RELAY-14]).
+                self.fail_upstream(call, ErrorCode::NETWORK, &msg, now, Class::Ignore);
             }
         }
         // Another live connection to the same peer takes over.
@@ -719,7 +721,10 @@ impl RelayCore {
         }
         let Some(service) = self.service_key(route) else {
             // [RELAY-8] No peer for the service.
-            let msg = format!("relay: no peers for service {}", String::from_utf8_lossy(route));
+            let msg = format!(
+                "relay: no peers for service {}",
+                String::from_utf8_lossy(route)
+            );
             self.reject(conn, id, head.tracing, ErrorCode::DECLINED, &msg, now);
             self.observe_local(&names(), ErrorCode::DECLINED);
             return;
@@ -777,7 +782,15 @@ impl RelayCore {
     }
 
     /// Answers a call the relay will not forward, and forgets its id.
-    fn reject(&mut self, conn: ConnId, id: u32, tracing: Tracing, code: ErrorCode, msg: &str, now: Instant) {
+    fn reject(
+        &mut self,
+        conn: ConnId,
+        id: u32,
+        tracing: Tracing,
+        code: ErrorCode,
+        msg: &str,
+        now: Instant,
+    ) {
         self.error_to(conn, id, code, tracing, msg);
         self.entomb_in(conn, id, now);
         self.counters.answered_locally += 1;
@@ -795,7 +808,7 @@ impl RelayCore {
                 String::from_utf8_lossy(&call.service)
             );
             if let Some(call) = self.remove_call(key) {
-                self.fail_upstream(call, ErrorCode::NETWORK, &msg, now, Class::Failure);
+                self.fail_upstream(call, ErrorCode::NETWORK, &msg, now, Class::Ignore);
             }
             return;
         }
@@ -838,14 +851,23 @@ impl RelayCore {
                 tried: tried.contains(i),
             });
         }
-        let chosen = self.selector.select(&cands, &mut self.rng).map(|i| avail[i]);
+        let chosen = self
+            .selector
+            .select(&cands, &mut self.rng)
+            .map(|i| avail[i]);
         self.scratch = cands;
         self.scratch_avail = avail;
         self.scratch_peers = names;
         let Some(idx) = chosen else {
             let msg = format!(
                 "relay: every peer of {} is unavailable (circuit open)",
-                String::from_utf8_lossy(&self.calls.get(key).map(|c| c.service.clone()).unwrap_or_default())
+                String::from_utf8_lossy(
+                    &self
+                        .calls
+                        .get(key)
+                        .map(|c| c.service.clone())
+                        .unwrap_or_default()
+                )
             );
             if let Some(call) = self.remove_call(key) {
                 self.fail_upstream(call, ErrorCode::DECLINED, &msg, now, Class::Ignore);
@@ -947,7 +969,10 @@ impl RelayCore {
         let frames = first
             .into_iter()
             .map(|(h, p)| Forward::call_req(h, p, id, ttl))
-            .chain(held.into_iter().map(|(h, p)| Some(Forward::with_id(h, p, id))));
+            .chain(
+                held.into_iter()
+                    .map(|(h, p)| Some(Forward::with_id(h, p, id))),
+            );
         for f in frames.flatten() {
             self.counters.frames_forwarded += 1;
             self.counters.bytes_forwarded += f.rest().len() as u64;

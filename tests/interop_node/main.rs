@@ -815,6 +815,7 @@ mod draining;
 mod errors;
 mod frame_boundaries;
 mod raw_sizes;
+mod relay;
 mod schemes;
 mod tracing;
 use schemes::thrift_args;
