@@ -650,3 +650,28 @@ async fn an_advertisement_to_one_relay_is_known_to_its_peer_relays_and_survives_
         assert_eq!(r.arg3, Bytes::from(format!("{i}")));
     }
 }
+
+#[tokio::test]
+async fn a_256_kib_call_through_the_relay_copies_no_arg_byte() {
+    // [RELAY-3] [RELAY-4] Counted by the core: the bytes it forwards by
+    // reference and the bytes it writes itself (rewritten heads only).
+    let (_s1, a1) = server("svc").await;
+    let relay = relay_with_routes(vec![("svc".into(), vec![a1])]).await;
+    let client = Channel::new("c").connect(relay.local_addr()).await.unwrap();
+    let body = vec![7u8; 256 * 1024];
+    let r = client
+        .call(CallRequest::new("svc", "echo").arg3(body.clone()))
+        .await
+        .unwrap();
+    assert!(r.arg3 == body);
+    let c = relay.counters();
+    // Request and response: 5 frames each way (256 KiB over 65535-byte frames).
+    assert_eq!(c.forwarded, 1);
+    assert!(c.bytes_forwarded > 2 * 256 * 1024, "{c:?}");
+    // Every frame's head is 16 bytes, the call req's 21: nothing else copied.
+    assert_eq!(c.bytes_copied, 16 * c.frames_forwarded + 5, "{c:?}");
+    eprintln!(
+        "256 KiB echo through the relay: {} frames, {} bytes forwarded by reference, {} bytes copied (heads)",
+        c.frames_forwarded, c.bytes_forwarded, c.bytes_copied
+    );
+}

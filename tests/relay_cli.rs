@@ -227,3 +227,35 @@ fn serve_keeps_serving_while_its_relay_is_down_and_says_so() {
     };
     assert_eq!(code, Some(125));
 }
+
+#[test]
+fn serve_metrics_listen_serves_the_channel_metrics() {
+    let server = Proc::start(
+        "serve",
+        &[
+            "--service",
+            "counted",
+            "--threads",
+            "1",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        2,
+    );
+    let metrics = server.lines[1]
+        .strip_prefix("metrics on ")
+        .unwrap_or_else(|| panic!("second line was {:?}", server.lines[1]))
+        .to_owned();
+    for _ in 0..3 {
+        let out = call(&[&server.addr(), "counted", "echo", "--arg3", "x"]);
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let page = http_get(&metrics, "/metrics");
+    // One series per calling connection (the peer is a label): they add up.
+    let total: u64 = page
+        .lines()
+        .filter(|l| l.starts_with("inbound_calls_recvd{") && l.contains("service=\"counted\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(total, 3, "{page}");
+}
