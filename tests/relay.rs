@@ -675,3 +675,103 @@ async fn a_256_kib_call_through_the_relay_copies_no_arg_byte() {
         c.frames_forwarded, c.bytes_forwarded, c.bytes_copied
     );
 }
+
+/// A peer that finishes the handshake as a server, then never reads again.
+async fn stalled_peer() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let me = addr.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let mut buf = vec![0u8; 4096];
+            let mut got = 0;
+            // Read the init req (it fits in one read on loopback).
+            while got < 16 || got < usize::from(u16::from_be_bytes([buf[0], buf[1]])) {
+                let n = s.read(&mut buf[got..]).await.unwrap();
+                assert!(n > 0);
+                got += n;
+            }
+            let id = u32::from_be_bytes(buf[4..8].try_into().unwrap());
+            let res = tchan::frame::Frame::InitRes(tchan::frame::Init {
+                id,
+                version: 2,
+                headers: tchan::frame::InitHeaders::from_pairs([
+                    ("host_port", me.as_str()),
+                    ("process_name", "stalled"),
+                ])
+                .unwrap(),
+                trailing: Bytes::new(),
+            })
+            .to_bytes()
+            .unwrap();
+            s.write_all(&res).await.unwrap();
+            held.push(s); // never read again
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_destination_that_stops_reading_gets_busy_calls_and_bounded_memory_while_others_go_on() {
+    // [RELAY-9]
+    let stalled = stalled_peer().await;
+    let (_srv, addr, _, _) = holding_server("fine").await;
+    let mut config = RelayConfig::default();
+    config.max_queued_bytes = 1 << 20;
+    let relay = Relay::bind("127.0.0.1:0", config).await.unwrap();
+    relay.with_core(|c| {
+        c.set_routes([
+            ("stuck".to_owned(), vec![stalled]),
+            ("fine".to_owned(), vec![addr]),
+        ])
+    });
+    let client = Channel::new("c").connect(relay.local_addr()).await.unwrap();
+    // 64 calls of 256 KiB to the peer that does not read: the socket takes
+    // a few MiB at most, the relay's queue 1 MiB, the rest is busy.
+    let mut stuck = Vec::new();
+    for _ in 0..64 {
+        let client = client.clone();
+        stuck.push(tokio::spawn(async move {
+            client
+                .call(
+                    CallRequest::new("stuck", "echo")
+                        .arg3(vec![1u8; 256 * 1024])
+                        .timeout(Duration::from_secs(3)),
+                )
+                .await
+        }));
+    }
+    // Each call ends busy (the queue was full), timed out (it was queued
+    // but never answered), or declined once the slow peer's breaker or the
+    // edge's opened.
+    let (mut busy, mut timeout, mut declined) = (0, 0, 0);
+    for t in stuck {
+        match t.await.unwrap() {
+            Err(e) if e.code() == ErrorCode::BUSY => busy += 1,
+            Err(e) if e.code() == ErrorCode::TIMEOUT => timeout += 1,
+            Err(e) if e.code() == ErrorCode::DECLINED => declined += 1,
+            other => panic!("{other:?}"),
+        }
+        // Calls to another service on the same caller connection go on.
+        let r = client
+            .call(CallRequest::new("fine", "echo").arg3("ok"))
+            .await
+            .unwrap();
+        assert_eq!(&r.arg3[..], b"ok");
+        assert!(
+            relay.sizes().queued_bytes <= (1 << 20) + 64 * 1024,
+            "{:?}",
+            relay.sizes()
+        );
+    }
+    assert!(
+        busy > 0,
+        "the full queue answered busy ({busy} busy, {timeout} timeouts, {declined} declined)"
+    );
+    assert_eq!(busy + timeout + declined, 64);
+}

@@ -941,7 +941,14 @@ impl RelayCore {
                 String::from_utf8_lossy(&call.service)
             );
             if let Some(call) = self.remove_call(key) {
-                self.fail_upstream(call, ErrorCode::BUSY, &msg, now, Class::Failure);
+                self.fail_upstream_as(
+                    call,
+                    ErrorCode::BUSY,
+                    &msg,
+                    now,
+                    Class::Ignore,
+                    Class::Failure,
+                );
             }
             return;
         }
@@ -1054,7 +1061,14 @@ impl RelayCore {
                     );
                     if let Some(call) = self.remove_call(key) {
                         self.cancel_downstream(&call, "relay write queue full", now);
-                        self.fail_upstream(call, ErrorCode::BUSY, &msg, now, Class::Failure);
+                        self.fail_upstream_as(
+                            call,
+                            ErrorCode::BUSY,
+                            &msg,
+                            now,
+                            Class::Ignore,
+                            Class::Failure,
+                        );
                     }
                     return;
                 }
@@ -1489,14 +1503,29 @@ impl RelayCore {
         now: Instant,
         class: Class,
     ) {
-        let _g = call.span.enter();
-        tracing::debug!(code = code.name(), msg, "relay call failed");
-        drop(_g);
         let peer = if code == ErrorCode::NETWORK {
             Class::Failure
         } else {
             Class::Ignore
         };
+        self.fail_upstream_as(call, code, msg, now, class, peer);
+    }
+
+    /// [`Self::fail_upstream`] with the peer's class given: a destination
+    /// whose write queue is full is slow, which is the peer's failure, not
+    /// the edge's.
+    fn fail_upstream_as(
+        &mut self,
+        call: Call,
+        code: ErrorCode,
+        msg: &str,
+        now: Instant,
+        class: Class,
+        peer: Class,
+    ) {
+        let _g = call.span.enter();
+        tracing::debug!(code = code.name(), msg, "relay call failed");
+        drop(_g);
         self.settle(&call, class, peer, now);
         self.error_to(call.src, call.src_id, code, call.tracing, msg);
         self.entomb_in(call.src, call.src_id, now);
