@@ -357,6 +357,7 @@ impl Relay {
         max_frame: usize,
     ) {
         let mut codec = FrameCodec::with_max_frame_size(max_frame);
+        let mut last_read = 0;
         let reason = 'read: loop {
             // Frames already buffered (after the handshake, or a full read).
             if !buf.is_empty() {
@@ -364,7 +365,12 @@ impl Relay {
                     tracing::debug!(conn = id, error = %e, "relay: undecodable frame from peer");
                     break 'read "undecodable frame";
                 }
-                tokio::task::yield_now().await;
+                // After a big read more is likely waiting: let the writers
+                // drain what this one queued before reading on, so a fast
+                // sender does not fill a destination's queue in one go.
+                if last_read >= 32 * 1024 {
+                    tokio::task::yield_now().await;
+                }
             }
             if buf.capacity() - buf.len() < 4096 {
                 buf.reserve(64 * 1024);
@@ -375,7 +381,7 @@ impl Relay {
             };
             match n {
                 Ok(0) => break 'read "eof",
-                Ok(_) => {}
+                Ok(n) => last_read = n,
                 Err(_) => break 'read "read error",
             }
         };
