@@ -162,6 +162,8 @@
 pub mod client;
 pub mod codec;
 pub mod frame;
+#[cfg(feature = "thrift")]
+pub mod idl;
 pub mod peer;
 pub mod proto;
 #[cfg(feature = "json")]
