@@ -36,6 +36,12 @@ pub(crate) struct CallArgs {
     /// Send as=json (arg2 defaults to `{}`) and pretty-print the JSON reply.
     #[arg(long)]
     json: bool,
+    /// Send as=thrift, METHOD being `Service::method` of this IDL: --arg3 is
+    /// the args as a JSON object, --arg2 a JSON object of string headers
+    /// (default `{}`); prints the return value as JSON (void: `null`), or
+    /// `{"<exception>": {...}}` and exits 126 for a declared exception.
+    #[arg(long, value_name = "FILE.thrift", conflicts_with = "json")]
+    thrift: Option<PathBuf>,
     /// Timeout in milliseconds.
     #[arg(long, default_value_t = 5000)]
     timeout: u64,
@@ -77,13 +83,33 @@ pub(crate) async fn call(a: CallArgs) -> ExitCode {
                 (None, None) => Bytes::from(default.as_bytes().to_vec()),
             })
         };
-    let arg2 = match read_arg(&a.arg2, &a.arg2_file, if a.json { "{}" } else { "" }) {
+    let arg2 = match read_arg(
+        &a.arg2,
+        &a.arg2_file,
+        if a.json || a.thrift.is_some() {
+            "{}"
+        } else {
+            ""
+        },
+    ) {
         Ok(b) => b,
         Err(e) => return usage(format!("cannot read arg2: {e}")),
     };
     let arg3 = match read_arg(&a.arg3, &a.arg3_file, "") {
         Ok(b) => b,
         Err(e) => return usage(format!("cannot read arg3: {e}")),
+    };
+    // --thrift: the args from JSON through the IDL, before anything is sent.
+    let thrift = match &a.thrift {
+        Some(path) => match thrift_call::prepare(path, &method, &arg2, &arg3) {
+            Ok(t) => Some(t),
+            Err(msg) => return usage(msg),
+        },
+        None => None,
+    };
+    let (arg2, arg3) = match &thrift {
+        Some(t) => (t.arg2.clone(), t.arg3.clone()),
+        None => (arg2, arg3),
     };
     let Some(checksum) = ChecksumType::from_name(&a.checksum) else {
         return usage(format!(
@@ -96,7 +122,13 @@ pub(crate) async fn call(a: CallArgs) -> ExitCode {
         .arg3(arg3)
         .timeout(Duration::from_millis(a.timeout))
         .checksum(checksum)
-        .scheme(if a.json { "json" } else { "raw" });
+        .scheme(if a.json {
+            "json"
+        } else if thrift.is_some() {
+            "thrift"
+        } else {
+            "raw"
+        });
     req = req.caller(a.caller.clone());
     if let Some(sk) = &a.shard_key {
         req = req.shard_key(sk.clone());
@@ -146,6 +178,9 @@ pub(crate) async fn call(a: CallArgs) -> ExitCode {
         }
         let _ = writeln!(err, "arg2: {}", String::from_utf8_lossy(&resp.arg2));
     }
+    if let (Some(t), None) = (&thrift, &a.output) {
+        return thrift_call::print(t, &resp.arg3);
+    }
     let written = if let Some(path) = &a.output {
         std::fs::write(path, &resp.arg3)
     } else {
@@ -169,5 +204,112 @@ pub(crate) async fn call(a: CallArgs) -> ExitCode {
         ExitCode::from(EXIT_APPLICATION)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `tchan call --thrift`: JSON to the method's args struct and its result
+/// struct back to JSON, through the IDL (SCHEME-15).
+mod thrift_call {
+    use std::io::Write;
+    use std::path::Path;
+    use std::process::ExitCode;
+
+    use bytes::Bytes;
+    use serde_json::Value;
+    use tchan::idl::{Field, Idl, decode_fields, encode_fields};
+
+    use crate::{EXIT_APPLICATION, EXIT_LOCAL};
+
+    /// A thrift call ready to send, and what reading its answer needs.
+    pub(crate) struct Prepared {
+        pub(crate) arg2: Bytes,
+        pub(crate) arg3: Bytes,
+        idl: Idl,
+        method: String,
+        result: Vec<Field>,
+        void: bool,
+    }
+
+    pub(crate) fn prepare(
+        path: &Path,
+        method: &str,
+        arg2: &[u8],
+        arg3: &[u8],
+    ) -> Result<Prepared, String> {
+        let idl = Idl::load(path).map_err(|e| format!("--thrift: {e}"))?;
+        let Some((_, f)) = idl.method(method) else {
+            return Err(format!(
+                "--thrift: {} has no method {method:?} (expected Service::method)",
+                path.display()
+            ));
+        };
+        let args: Value = if arg3.is_empty() {
+            Value::Object(Default::default())
+        } else {
+            serde_json::from_slice(arg3).map_err(|e| format!("--arg3 is not JSON: {e}"))?
+        };
+        let body = encode_fields(&idl, &format!("{method} args"), &f.args, &args)
+            .map_err(|e| format!("--arg3: {e}"))?;
+        let headers: Value =
+            serde_json::from_slice(arg2).map_err(|e| format!("--arg2 is not JSON: {e}"))?;
+        let Value::Object(h) = headers else {
+            return Err("--arg2 with --thrift must be a JSON object of string headers".to_owned());
+        };
+        let mut pairs = Vec::with_capacity(h.len());
+        for (k, v) in h {
+            let Value::String(v) = v else {
+                return Err(format!("--arg2: header {k:?} is not a string"));
+            };
+            pairs.push((k, v));
+        }
+        let arg2 =
+            tchan::scheme::thrift::encode_headers(&pairs).map_err(|e| format!("--arg2: {e}"))?;
+        Ok(Prepared {
+            arg2,
+            arg3: Bytes::from(body),
+            result: f.result_fields(),
+            void: f.returns == tchan::idl::Type::Void,
+            method: method.to_owned(),
+            idl,
+        })
+    }
+
+    /// Prints the answer: the return value, or the declared exception
+    /// (exit 126).
+    pub(crate) fn print(t: &Prepared, arg3: &[u8]) -> ExitCode {
+        let v = match decode_fields(&t.idl, &format!("{} result", t.method), &t.result, arg3) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("tchan call: the reply does not decode: {e}");
+                return ExitCode::from(EXIT_LOCAL);
+            }
+        };
+        let obj = v.as_object().cloned().unwrap_or_default();
+        let (out, code) = match (
+            obj.get("success"),
+            obj.iter().find(|(k, _)| *k != "success"),
+        ) {
+            (_, Some((name, ex))) => {
+                let mut m = serde_json::Map::new();
+                m.insert(name.clone(), ex.clone());
+                (Value::Object(m), ExitCode::from(EXIT_APPLICATION))
+            }
+            (Some(s), None) => (s.clone(), ExitCode::SUCCESS),
+            (None, None) => {
+                if !t.void {
+                    eprintln!("tchan call: the reply has no return value");
+                }
+                (Value::Null, ExitCode::SUCCESS)
+            }
+        };
+        let mut stdout = std::io::stdout().lock();
+        let text = serde_json::to_string_pretty(&out).unwrap_or_default();
+        if writeln!(stdout, "{text}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            return ExitCode::from(EXIT_LOCAL);
+        }
+        code
     }
 }
