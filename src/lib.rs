@@ -182,6 +182,8 @@ pub use client::{
 pub use error::Error;
 pub use server::{Handler, HandlerResult, Request, Response};
 pub use transport::{ArgStream, Body, Channel, ChannelConfig};
+#[cfg(feature = "thrift")]
+pub use transport::{HealthKind, META_IDL};
 
 // The public handles can be shared across tasks and threads, and printed;
 // values that may carry a streamed body can be sent to another task.

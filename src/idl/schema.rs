@@ -117,7 +117,10 @@ pub struct EnumDef {
 impl EnumDef {
     /// The name of value `v`.
     pub fn name_of(&self, v: i32) -> Option<&str> {
-        self.values.iter().find(|(_, x)| *x == v).map(|(n, _)| n.as_str())
+        self.values
+            .iter()
+            .find(|(_, x)| *x == v)
+            .map(|(n, _)| n.as_str())
     }
 
     /// The value named `n`.
@@ -246,8 +249,8 @@ impl Loader {
         if let Some(&i) = self.by_path.get(&canon) {
             return Ok(i);
         }
-        let text = std::fs::read_to_string(&canon)
-            .map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(&canon).map_err(|e| err(format!("{}: {e}", path.display())))?;
         let mut file = ast::FileParser::new(
             ast::FileSource::new_with_path(canon.clone(), &text)
                 .map_err(|e| err(format!("{}: {e}", path.display())))?,
@@ -415,12 +418,20 @@ impl Resolver {
         Ok(self.idl)
     }
 
-    fn service_functions(&self, f: usize, i: usize, depth: usize) -> Result<Vec<Function>, IdlError> {
+    fn service_functions(
+        &self,
+        f: usize,
+        i: usize,
+        depth: usize,
+    ) -> Result<Vec<Function>, IdlError> {
         let ast::Item::Service(s) = &self.loader.files[f].file.items[i] else {
             return Ok(Vec::new());
         };
         if depth > MAX_INCLUDE_DEPTH {
-            return Err(err(format!("service {}: extends nested too deep", s.name.0)));
+            return Err(err(format!(
+                "service {}: extends nested too deep",
+                s.name.0
+            )));
         }
         let mut out = match &s.extends {
             Some(base) => match self.lookup(f, base)? {
@@ -455,14 +466,21 @@ impl Resolver {
     fn fields(&self, f: usize, owner: &str, fields: &[ast::Field]) -> Result<Vec<Field>, IdlError> {
         let mut out = Vec::with_capacity(fields.len());
         for fd in fields {
-            let id = i16::try_from(fd.id)
-                .map_err(|_| err(format!("{owner}.{}: field id {} is not an i16", fd.name.0, fd.id)))?;
+            let id = i16::try_from(fd.id).map_err(|_| {
+                err(format!(
+                    "{owner}.{}: field id {} is not an i16",
+                    fd.name.0, fd.id
+                ))
+            })?;
             if out.iter().any(|x: &Field| x.id == id) {
                 return Err(err(format!("{owner}: field id {id} is used twice")));
             }
             let ty = self.ty(f, &format!("{owner}.{}", fd.name.0), &fd.ty, 0)?;
             if ty == Type::Void {
-                return Err(err(format!("{owner}.{}: a field cannot be void", fd.name.0)));
+                return Err(err(format!(
+                    "{owner}.{}: a field cannot be void",
+                    fd.name.0
+                )));
             }
             out.push(Field {
                 id,
@@ -493,8 +511,12 @@ impl Resolver {
             ast::Ty::String => Type::String,
             ast::Ty::Binary => Type::Binary,
             ast::Ty::Uuid => return Err(err(format!("{owner}: uuid is not supported"))),
-            ast::Ty::List { value, .. } => Type::List(Box::new(self.ty(f, owner, value, depth + 1)?)),
-            ast::Ty::Set { value, .. } => Type::Set(Box::new(self.ty(f, owner, value, depth + 1)?)),
+            ast::Ty::List { value, .. } => {
+                Type::List(Box::new(self.ty(f, owner, value, depth + 1)?))
+            }
+            ast::Ty::Set { value, .. } => {
+                Type::Set(Box::new(self.ty(f, owner, value, depth + 1)?))
+            }
             ast::Ty::Map { key, value, .. } => Type::Map(
                 Box::new(self.ty(f, owner, key, depth + 1)?),
                 Box::new(self.ty(f, owner, value, depth + 1)?),
@@ -509,7 +531,10 @@ impl Resolver {
                     self.ty(tf, owner, &td.r#type, depth + 1)?
                 }
                 Named::Service(..) => {
-                    return Err(err(format!("{owner}: {} is a service, not a type", path_str(p))));
+                    return Err(err(format!(
+                        "{owner}: {} is a service, not a type",
+                        path_str(p)
+                    )));
                 }
             },
         })
@@ -536,5 +561,9 @@ impl Resolver {
 }
 
 fn path_str(p: &ast::Path) -> String {
-    p.segments.iter().map(|s| &*s.0).collect::<Vec<_>>().join(".")
+    p.segments
+        .iter()
+        .map(|s| &*s.0)
+        .collect::<Vec<_>>()
+        .join(".")
 }

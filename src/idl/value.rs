@@ -15,8 +15,8 @@
 use base64::Engine;
 use serde_json::{Map, Value};
 use thrift::protocol::{
-    TBinaryInputProtocol, TBinaryOutputProtocol, TFieldIdentifier, TInputProtocol,
-    TListIdentifier, TMapIdentifier, TOutputProtocol, TSetIdentifier, TStructIdentifier, TType,
+    TBinaryInputProtocol, TBinaryOutputProtocol, TFieldIdentifier, TInputProtocol, TListIdentifier,
+    TMapIdentifier, TOutputProtocol, TSetIdentifier, TStructIdentifier, TType,
 };
 
 use super::schema::{Field, Idl, Requiredness, StructKind, Type};
@@ -69,7 +69,12 @@ fn perr(e: thrift::Error) -> ValueError {
 /// Encodes a JSON object as the struct with `fields` (an args struct, say).
 /// A member the struct does not have, a missing required field or a value
 /// of the wrong shape is an error naming it.
-pub fn encode_fields(idl: &Idl, what: &str, fields: &[Field], v: &Value) -> Result<Vec<u8>, ValueError> {
+pub fn encode_fields(
+    idl: &Idl,
+    what: &str,
+    fields: &[Field],
+    v: &Value,
+) -> Result<Vec<u8>, ValueError> {
     let mut out = Vec::new();
     {
         let mut p = TBinaryOutputProtocol::new(&mut out, true);
@@ -98,13 +103,20 @@ fn write_struct(
         }
     }
     if kind == StructKind::Union && obj.len() != 1 {
-        return Err(verr(format!("{what}: a union takes exactly one field, got {}", obj.len())));
+        return Err(verr(format!(
+            "{what}: a union takes exactly one field, got {}",
+            obj.len()
+        )));
     }
-    p.write_struct_begin(&TStructIdentifier::new(what)).map_err(perr)?;
+    p.write_struct_begin(&TStructIdentifier::new(what))
+        .map_err(perr)?;
     for f in fields {
         let Some(fv) = obj.get(&f.name) else {
             if f.required == Requiredness::Required {
-                return Err(verr(format!("{what}: required field {:?} is missing", f.name)));
+                return Err(verr(format!(
+                    "{what}: required field {:?} is missing",
+                    f.name
+                )));
             }
             continue;
         };
@@ -112,8 +124,12 @@ fn write_struct(
             continue;
         }
         let here = format!("{what}.{}", f.name);
-        p.write_field_begin(&TFieldIdentifier::new(f.name.as_str(), ttype(idl, &f.ty), f.id))
-            .map_err(perr)?;
+        p.write_field_begin(&TFieldIdentifier::new(
+            f.name.as_str(),
+            ttype(idl, &f.ty),
+            f.id,
+        ))
+        .map_err(perr)?;
         write_value(idl, &here, &f.ty, fv, p)?;
         p.write_field_end().map_err(perr)?;
     }
@@ -122,26 +138,49 @@ fn write_struct(
 }
 
 fn int(what: &str, v: &Value, lo: i64, hi: i64) -> Result<i64, ValueError> {
-    v.as_i64()
-        .filter(|n| (lo..=hi).contains(n))
-        .ok_or_else(|| verr(format!("{what}: expected an integer in {lo}..={hi}, got {v}")))
+    v.as_i64().filter(|n| (lo..=hi).contains(n)).ok_or_else(|| {
+        verr(format!(
+            "{what}: expected an integer in {lo}..={hi}, got {v}"
+        ))
+    })
 }
 
-fn write_value(idl: &Idl, what: &str, t: &Type, v: &Value, p: &mut dyn TOutputProtocol) -> Result<(), ValueError> {
+fn write_value(
+    idl: &Idl,
+    what: &str,
+    t: &Type,
+    v: &Value,
+    p: &mut dyn TOutputProtocol,
+) -> Result<(), ValueError> {
     match t {
         Type::Void => Err(verr(format!("{what}: void has no value"))),
         Type::Bool => p
-            .write_bool(v.as_bool().ok_or_else(|| verr(format!("{what}: expected a bool, got {v}")))?)
+            .write_bool(
+                v.as_bool()
+                    .ok_or_else(|| verr(format!("{what}: expected a bool, got {v}")))?,
+            )
             .map_err(perr),
-        Type::I8 => p.write_i8(int(what, v, i8::MIN.into(), i8::MAX.into())? as i8).map_err(perr),
-        Type::I16 => p.write_i16(int(what, v, i16::MIN.into(), i16::MAX.into())? as i16).map_err(perr),
-        Type::I32 => p.write_i32(int(what, v, i32::MIN.into(), i32::MAX.into())? as i32).map_err(perr),
+        Type::I8 => p
+            .write_i8(int(what, v, i8::MIN.into(), i8::MAX.into())? as i8)
+            .map_err(perr),
+        Type::I16 => p
+            .write_i16(int(what, v, i16::MIN.into(), i16::MAX.into())? as i16)
+            .map_err(perr),
+        Type::I32 => p
+            .write_i32(int(what, v, i32::MIN.into(), i32::MAX.into())? as i32)
+            .map_err(perr),
         Type::I64 => p.write_i64(int(what, v, i64::MIN, i64::MAX)?).map_err(perr),
         Type::Double => p
-            .write_double(v.as_f64().ok_or_else(|| verr(format!("{what}: expected a number, got {v}")))?)
+            .write_double(
+                v.as_f64()
+                    .ok_or_else(|| verr(format!("{what}: expected a number, got {v}")))?,
+            )
             .map_err(perr),
         Type::String => p
-            .write_string(v.as_str().ok_or_else(|| verr(format!("{what}: expected a string, got {v}")))?)
+            .write_string(
+                v.as_str()
+                    .ok_or_else(|| verr(format!("{what}: expected a string, got {v}")))?,
+            )
             .map_err(perr),
         Type::Binary => {
             let s = v
@@ -166,11 +205,14 @@ fn write_value(idl: &Idl, what: &str, t: &Type, v: &Value, p: &mut dyn TOutputPr
             let arr = v
                 .as_array()
                 .ok_or_else(|| verr(format!("{what}: expected an array, got {v}")))?;
-            let n = i32::try_from(arr.len()).map_err(|_| verr(format!("{what}: too many elements")))?;
+            let n =
+                i32::try_from(arr.len()).map_err(|_| verr(format!("{what}: too many elements")))?;
             if matches!(t, Type::List(_)) {
-                p.write_list_begin(&TListIdentifier::new(ttype(idl, et), n)).map_err(perr)?;
+                p.write_list_begin(&TListIdentifier::new(ttype(idl, et), n))
+                    .map_err(perr)?;
             } else {
-                p.write_set_begin(&TSetIdentifier::new(ttype(idl, et), n)).map_err(perr)?;
+                p.write_set_begin(&TSetIdentifier::new(ttype(idl, et), n))
+                    .map_err(perr)?;
             }
             for (i, x) in arr.iter().enumerate() {
                 write_value(idl, &format!("{what}[{i}]"), et, x, p)?;
@@ -183,19 +225,23 @@ fn write_value(idl: &Idl, what: &str, t: &Type, v: &Value, p: &mut dyn TOutputPr
         }
         Type::Map(kt, vt) => {
             let pairs: Vec<(Value, &Value)> = match (v, &**kt) {
-                (Value::Object(o), Type::String) => {
-                    o.iter().map(|(k, x)| (Value::String(k.clone()), x)).collect()
-                }
+                (Value::Object(o), Type::String) => o
+                    .iter()
+                    .map(|(k, x)| (Value::String(k.clone()), x))
+                    .collect(),
                 (Value::Array(a), _) => a
                     .iter()
                     .map(|e| match e.as_array().map(Vec::as_slice) {
                         Some([k, x]) => Ok((k.clone(), x)),
-                        _ => Err(verr(format!("{what}: expected [key, value] pairs, got {e}"))),
+                        _ => Err(verr(format!(
+                            "{what}: expected [key, value] pairs, got {e}"
+                        ))),
                     })
                     .collect::<Result<_, _>>()?,
                 _ => return Err(verr(format!("{what}: expected a map, got {v}"))),
             };
-            let n = i32::try_from(pairs.len()).map_err(|_| verr(format!("{what}: too many entries")))?;
+            let n = i32::try_from(pairs.len())
+                .map_err(|_| verr(format!("{what}: too many entries")))?;
             p.write_map_begin(&TMapIdentifier::new(ttype(idl, kt), ttype(idl, vt), n))
                 .map_err(perr)?;
             for (k, x) in &pairs {
@@ -216,7 +262,12 @@ fn write_value(idl: &Idl, what: &str, t: &Type, v: &Value, p: &mut dyn TOutputPr
 /// Decodes `bytes` as the struct with `fields`, whole: bytes after the
 /// struct are an error. Unknown field ids are skipped; a known id with the
 /// wrong wire type is an error.
-pub fn decode_fields(idl: &Idl, what: &str, fields: &[Field], bytes: &[u8]) -> Result<Value, ValueError> {
+pub fn decode_fields(
+    idl: &Idl,
+    what: &str,
+    fields: &[Field],
+    bytes: &[u8],
+) -> Result<Value, ValueError> {
     let limit = bytes.len();
     let config = thrift::TConfiguration::builder()
         .max_recursion_depth(Some(MAX_DEPTH))
@@ -232,7 +283,10 @@ pub fn decode_fields(idl: &Idl, what: &str, fields: &[Field], bytes: &[u8]) -> R
         read_struct(idl, what, fields, &mut p, 0)?
     };
     if !input.is_empty() {
-        return Err(verr(format!("{what}: {} bytes after the struct", input.len())));
+        return Err(verr(format!(
+            "{what}: {} bytes after the struct",
+            input.len()
+        )));
     }
     Ok(v)
 }
@@ -275,7 +329,13 @@ fn read_struct(
     Ok(Value::Object(out))
 }
 
-fn read_value(idl: &Idl, what: &str, t: &Type, p: &mut dyn TInputProtocol, depth: usize) -> Result<Value, ValueError> {
+fn read_value(
+    idl: &Idl,
+    what: &str,
+    t: &Type,
+    p: &mut dyn TInputProtocol,
+    depth: usize,
+) -> Result<Value, ValueError> {
     if depth >= MAX_DEPTH {
         return Err(verr(format!("{what}: nested deeper than {MAX_DEPTH}")));
     }
@@ -313,7 +373,9 @@ fn read_value(idl: &Idl, what: &str, t: &Type, p: &mut dyn TInputProtocol, depth
             };
             let want = ttype(idl, et);
             if n > 0 && elem != want {
-                return Err(verr(format!("{what}: elements of wire type {elem}, expected {want}")));
+                return Err(verr(format!(
+                    "{what}: elements of wire type {elem}, expected {want}"
+                )));
             }
             // No capacity from the claimed count: each element is read (and
             // fails at the end of the input) before it is kept.
@@ -358,7 +420,9 @@ fn read_value(idl: &Idl, what: &str, t: &Type, p: &mut dyn TInputProtocol, depth
             let def = &idl.structs[*s];
             let v = read_struct(idl, what, &def.fields, p, depth)?;
             if def.kind == StructKind::Union && v.as_object().is_some_and(|o| o.len() != 1) {
-                return Err(verr(format!("{what}: a union with other than one field set")));
+                return Err(verr(format!(
+                    "{what}: a union with other than one field set"
+                )));
             }
             v
         }

@@ -147,6 +147,8 @@ struct ChannelInner {
     name: Arc<str>,
     config: Mutex<ChannelConfig>,
     registry: Arc<Registry>,
+    #[cfg(feature = "thrift")]
+    meta: Arc<super::meta::MetaState>,
     conns: Mutex<Vec<Weak<Shared>>>,
     inbound: AtomicUsize,
     active: AtomicUsize,
@@ -181,11 +183,22 @@ impl Channel {
     /// A channel with the given options.
     pub fn with_config(name: impl Into<String>, config: ChannelConfig) -> Channel {
         let name: String = name.into();
+        #[cfg(feature = "thrift")]
+        let meta = Arc::new(super::meta::MetaState::default());
+        #[cfg(feature = "thrift")]
+        let registry = {
+            let m = meta.clone();
+            Registry::with_meta(move |req: crate::Request| super::meta::handle(m.clone(), req))
+        };
+        #[cfg(not(feature = "thrift"))]
+        let registry = Registry::default();
         Channel {
             inner: Arc::new(ChannelInner {
                 name: name.into(),
                 config: Mutex::new(config),
-                registry: Arc::new(Registry::default()),
+                registry: Arc::new(registry),
+                #[cfg(feature = "thrift")]
+                meta,
                 conns: Mutex::new(Vec::new()),
                 inbound: AtomicUsize::new(0),
                 active: AtomicUsize::new(0),
@@ -456,6 +469,8 @@ impl Channel {
     /// socket is released as soon as the accept loop sees the stop.
     /// [`Channel::drain`] is the graceful way.
     pub fn close(&self) {
+        #[cfg(feature = "thrift")]
+        self.inner.meta.stopped();
         self.inner.stop_accepting.cancel();
         for c in self.connections() {
             c.close();
@@ -471,6 +486,8 @@ impl Channel {
     /// let calls in flight finish (up to the drain timeout), then close them.
     /// Returns when every connection is closed.
     pub async fn drain(&self) {
+        #[cfg(feature = "thrift")]
+        self.inner.meta.draining();
         self.inner.stop_accepting.cancel();
         let timeout = self.config().drain_timeout;
         let conns: Vec<Arc<Shared>> = {
@@ -489,9 +506,31 @@ impl Channel {
         loop {
             let idle = self.inner.idle.notified();
             if self.inner.active.load(Ordering::Acquire) == 0 {
+                #[cfg(feature = "thrift")]
+                self.inner.meta.stopped();
                 return;
             }
             idle.await;
         }
+    }
+
+    /// Adds an application health check to `Meta::health` (feature
+    /// `thrift`): `Err(message)` makes the channel report not ok, with that
+    /// message. The channel's own state still applies (not ok for traffic
+    /// while draining, not ok once stopped).
+    #[cfg(feature = "thrift")]
+    pub fn set_health_check(
+        &self,
+        check: impl Fn(super::meta::HealthKind) -> Result<(), String> + Send + Sync + 'static,
+    ) {
+        self.inner.meta.set_check(Some(Arc::new(check)));
+    }
+
+    /// The IDLs `Meta::thriftIDL` reports (feature `thrift`): file name to
+    /// contents, and the entry point's file name. None by default (an empty
+    /// map and `""`).
+    #[cfg(feature = "thrift")]
+    pub fn set_thrift_idls(&self, idls: Vec<(String, String)>, entry_point: impl Into<String>) {
+        self.inner.meta.set_idls(idls, entry_point.into());
     }
 }

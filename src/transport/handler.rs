@@ -302,6 +302,10 @@ pub(crate) struct Registered {
 #[derive(Default)]
 pub(crate) struct Registry {
     map: RwLock<HashMap<Bytes, HashMap<Bytes, Registered>>>,
+    /// The `Meta` service's handler, answered for `Meta::*` on every served
+    /// service and on `tchannel` when no handler of the application's own
+    /// takes the method (SCHEME-18).
+    meta: Option<Registered>,
     count: AtomicU64,
     /// Changes on every registration, so connections drop cached lookups.
     generation: AtomicU64,
@@ -334,12 +338,34 @@ impl Registry {
 
     pub(crate) fn lookup(&self, service: &[u8], method: &[u8]) -> Lookup {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        match map.get(service) {
+        let found = match map.get(service) {
             None => Lookup::NoService,
             Some(m) => match m.get(method) {
-                Some(r) => Lookup::Found(r.clone()),
+                Some(r) => return Lookup::Found(r.clone()),
                 None => Lookup::NoMethod,
             },
+        };
+        match &self.meta {
+            Some(meta)
+                if method.starts_with(b"Meta::")
+                    && (service == b"tchannel" || map.contains_key(service)) =>
+            {
+                Lookup::Found(meta.clone())
+            }
+            _ => found,
+        }
+    }
+
+    /// A registry that answers `Meta::*` with `h`.
+    pub(crate) fn with_meta<H: Handler>(h: H) -> Registry {
+        let r = Registry::default();
+        Registry {
+            meta: Some(Registered {
+                index: r.count.fetch_add(1, Ordering::Relaxed) as u32,
+                factory: Arc::new(Arc::new(h)),
+                streaming: false,
+            }),
+            ..r
         }
     }
 }

@@ -12,6 +12,8 @@ mod client;
 mod driver;
 mod handler;
 mod inbound;
+#[cfg(feature = "thrift")]
+pub(crate) mod meta;
 mod observe;
 mod outbound;
 mod shared;
@@ -21,3 +23,5 @@ pub use body::{ArgStream, Body};
 pub use channel::{Channel, ChannelConfig};
 pub use client::{ArgScheme, CallOptions, CallRequest, CallResponse, Client, StreamingResponse};
 pub use handler::{Handler, HandlerFuture, HandlerResult, Request, RequestParts, Response};
+#[cfg(feature = "thrift")]
+pub use meta::{HealthKind, META_IDL};

@@ -176,8 +176,14 @@ impl Connection {
     }
 
     pub(super) fn check_can_call(&self) -> Result<(), Error> {
+        self.check_can_call_as(false)
+    }
+
+    /// `meta`: a `Meta::*` thrift call, which a draining peer still answers
+    /// (SCHEME-19), so it may go to one.
+    pub(super) fn check_can_call_as(&self, meta: bool) -> Result<(), Error> {
         match self.state {
-            State::Ready if !self.peer_draining => {}
+            State::Ready if !self.peer_draining || meta => {}
             State::Ready => return Err(Error::new(ErrorCode::DECLINED, "peer is draining")),
             State::Draining { .. } => {
                 return Err(Error::new(ErrorCode::DECLINED, "connection draining"));
@@ -262,7 +268,10 @@ impl Connection {
         head: RequestHead,
         args: [A; 3],
     ) -> Result<u32, Error> {
-        self.check_can_call()?;
+        let meta = self.peer_draining
+            && head.headers.get(b"as") == Some(&b"thrift"[..])
+            && args[0].as_ref().starts_with(b"Meta::");
+        self.check_can_call_as(meta)?;
         let id = self.alloc_id();
         let (deadline, tracing, checksum) = (head.deadline, head.tracing, head.checksum);
         let call_head = self.request_head(now, head)?;
