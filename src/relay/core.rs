@@ -106,6 +106,10 @@ impl Slab {
 /// The service a relay answers itself ([RELAY-10]).
 pub const HYPERBAHN_SERVICE: &[u8] = b"hyperbahn";
 
+/// The service name on which a relay answers `Meta::*` for itself, as on
+/// `hyperbahn` (SCHEME-18).
+pub const TCHANNEL_SERVICE: &[u8] = b"tchannel";
+
 /// A frame queued for a connection's socket.
 #[derive(Debug, Clone)]
 pub enum Out {
@@ -337,6 +341,8 @@ pub struct RelayCore {
     /// Services advertised through this relay since the last
     /// [`RelayCore::take_advertised`] (for peer relays).
     advertised: Vec<(Bytes, String, bool)>,
+    #[cfg(feature = "thrift")]
+    meta: crate::transport::meta::MetaState,
 }
 
 impl std::fmt::Debug for RelayCore {
@@ -378,6 +384,8 @@ impl RelayCore {
             scratch_peers: Vec::new(),
             scratch_avail: Vec::new(),
             advertised: Vec::new(),
+            #[cfg(feature = "thrift")]
+            meta: crate::transport::meta::MetaState::default(),
         }
     }
 
@@ -708,7 +716,7 @@ impl RelayCore {
             }
         };
         let route = head.route();
-        if route == HYPERBAHN_SERVICE {
+        if route == HYPERBAHN_SERVICE || route == TCHANNEL_SERVICE {
             self.start_local(conn, header, payload, head, now);
             return;
         }
@@ -1291,7 +1299,11 @@ impl RelayCore {
         args: [Bytes; 3],
         now: Instant,
     ) {
-        let [arg1, _arg2, arg3] = args;
+        let [arg1, arg2, arg3] = args;
+        if arg1.starts_with(b"Meta::") {
+            self.answer_meta(conn, id, tracing, &arg1, &arg2, &arg3);
+            return;
+        }
         let hp = match self.conns.get(&conn) {
             Some(c) => c.host_port.clone(),
             None => return,
@@ -1366,9 +1378,59 @@ impl RelayCore {
         self.json_response(conn, id, tracing, &arg1, &body);
     }
 
+    /// `Meta::*` for the relay itself (feature `thrift`; without it, bad
+    /// request like any unknown method).
+    fn answer_meta(
+        &mut self,
+        conn: ConnId,
+        id: u32,
+        tracing: Tracing,
+        arg1: &[u8],
+        arg2: &[u8],
+        arg3: &[u8],
+    ) {
+        #[cfg(feature = "thrift")]
+        {
+            let method = String::from_utf8_lossy(arg1).into_owned();
+            let answered = crate::scheme::thrift::parse_headers(&Bytes::copy_from_slice(arg2))
+                .and_then(|_| crate::transport::meta::answer(&self.meta, &method, arg3));
+            match answered {
+                Ok(body) => self.local_response(conn, id, tracing, "thrift", [b"", &[0, 0], &body]),
+                Err(e) => self.error_to(conn, id, e.code(), tracing, e.message()),
+            }
+        }
+        #[cfg(not(feature = "thrift"))]
+        {
+            let _ = (arg2, arg3);
+            let msg = format!(
+                "relay: no such method {:?} (built without thrift)",
+                String::from_utf8_lossy(arg1)
+            );
+            self.error_to(conn, id, ErrorCode::BAD_REQUEST, tracing, &msg);
+        }
+    }
+
+    /// The relay's own `Meta` state: draining, stopped.
+    #[cfg(feature = "thrift")]
+    pub(crate) fn meta(&self) -> &crate::transport::meta::MetaState {
+        &self.meta
+    }
+
     /// Answers a call to the relay itself with `as=json`, arg2 `null`.
     fn json_response(&mut self, conn: ConnId, id: u32, tracing: Tracing, arg1: &[u8], body: &str) {
-        let headers = TransportHeaders::from_pairs([("as", "json")]).unwrap_or_default();
+        self.local_response(conn, id, tracing, "json", [arg1, b"null", body.as_bytes()]);
+    }
+
+    /// Answers a call to the relay itself: code ok, `as=scheme`, these args.
+    fn local_response(
+        &mut self,
+        conn: ConnId,
+        id: u32,
+        tracing: Tracing,
+        scheme: &str,
+        args: [&[u8]; 3],
+    ) {
+        let headers = TransportHeaders::from_pairs([("as", scheme)]).unwrap_or_default();
         let head = CallHead::Res(ResHead {
             code: ResponseCode::OK,
             tracing,
@@ -1381,7 +1443,7 @@ impl RelayCore {
             &head,
             ChecksumType::CRC32,
             MAX_FRAME_SIZE,
-            [arg1, b"null", body.as_bytes()],
+            args,
         );
         if res.is_ok() {
             self.push_own(conn, buf.freeze());

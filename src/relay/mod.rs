@@ -19,7 +19,7 @@ mod server;
 
 pub use self::config::RelayConfig;
 pub use self::core::{
-    Action, ConnId, HYPERBAHN_SERVICE, Out, RelayCore, RelayCounters, RelaySizes,
+    Action, ConnId, HYPERBAHN_SERVICE, Out, RelayCore, RelayCounters, RelaySizes, TCHANNEL_SERVICE,
 };
 pub use frame::{Forward, RelayHead, RelayParseError, lowered_ttl};
 pub use policy::{EdgeKey, Policy, RateLimit, Verdict};

@@ -125,6 +125,8 @@ impl Relay {
     /// Stops accepting, waits up to `timeout` for the calls in flight to
     /// end, then closes every connection.
     pub async fn drain(&self, timeout: Duration) {
+        #[cfg(feature = "thrift")]
+        self.lock().meta().draining();
         self.inner.stopped.store(true, Ordering::SeqCst);
         self.inner.stop.notify_waiters();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -140,6 +142,8 @@ impl Relay {
 
     /// Closes every connection now (calls in flight end as on a disconnect).
     pub fn close(&self) {
+        #[cfg(feature = "thrift")]
+        self.lock().meta().stopped();
         self.inner.stopped.store(true, Ordering::SeqCst);
         self.inner.stop.notify_waiters();
         let conns: Vec<Arc<ConnIo>> = self.conns().values().cloned().collect();

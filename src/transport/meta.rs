@@ -155,18 +155,28 @@ pub(crate) async fn handle(state: Arc<MetaState>, req: Request) -> HandlerResult
     let method = req.method_str();
     crate::scheme::thrift::parse_headers(&req.arg2)?;
     let body = req.arg3.into_bytes().await?;
+    let out = answer(&state, &method, &body)?;
+    Ok(Response::ok(Bytes::from_static(&[0, 0]), out))
+}
+
+/// The result struct answering `method` (`Meta::health`, ...) with args
+/// `body`: for a channel's handler and for the relay, which answers for
+/// itself.
+pub(crate) fn answer(state: &MetaState, method: &str, body: &[u8]) -> Result<Bytes, Error> {
     let idl = meta_idl();
-    let Some((_, f)) = idl.method(&method) else {
+    let Some((_, f)) = idl.method(method) else {
         return Err(bad(format!("no such method {method:?} of Meta")));
     };
-    let args = decode_fields(idl, &format!("{method} args"), &f.args, &body)
+    let args = decode_fields(idl, &format!("{method} args"), &f.args, body)
         .map_err(|e| bad(format!("{method}: {e}")))?;
     let result = match f.name.as_str() {
         "health" => {
-            let kind = args.get("hr").map(|hr| match hr.get("type").and_then(Value::as_str) {
-                Some("TRAFFIC") => HealthKind::Traffic,
-                _ => HealthKind::Process,
-            });
+            let kind = args
+                .get("hr")
+                .map(|hr| match hr.get("type").and_then(Value::as_str) {
+                    Some("TRAFFIC") => HealthKind::Traffic,
+                    _ => HealthKind::Process,
+                });
             state.health(kind)
         }
         "versionInfo" => json!({
@@ -190,5 +200,5 @@ pub(crate) async fn handle(state: Arc<MetaState>, req: Request) -> HandlerResult
         &json!({ "success": result }),
     )
     .map_err(|e| Error::new(ErrorCode::UNEXPECTED, e.0))?;
-    Ok(Response::ok(Bytes::from_static(&[0, 0]), Bytes::from(out)))
+    Ok(Bytes::from(out))
 }

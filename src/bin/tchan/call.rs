@@ -42,9 +42,14 @@ pub(crate) struct CallArgs {
     /// `{"<exception>": {...}}` and exits 126 for a declared exception.
     #[arg(long, value_name = "FILE.thrift", conflicts_with = "json")]
     thrift: Option<PathBuf>,
-    /// Timeout in milliseconds.
-    #[arg(long, default_value_t = 5000)]
-    timeout: u64,
+    /// Timeout in milliseconds (default 5000; 1000 with --health).
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Ask the peer's `Meta::health` (no METHOD: `[PEER] SERVICE`): prints
+    /// `OK` (exit 0) or `NOT OK: <message>` (exit 124 when the peer answers
+    /// not ok, 125 when no answer could be had).
+    #[arg(long, conflicts_with_all = ["json", "thrift", "arg2", "arg2_file", "arg3", "arg3_file", "output"])]
+    health: bool,
     /// A transport header, k=v (split at the first `=`); repeatable.
     #[arg(long = "header", value_name = "K=V")]
     headers: Vec<String>,
@@ -71,6 +76,10 @@ fn usage(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 pub(crate) async fn call(a: CallArgs) -> ExitCode {
+    if a.health {
+        return health::check(&a).await;
+    }
+    let timeout = a.timeout.unwrap_or(5000);
     let (peers, service, method) = match resolve_target("call", &a.to) {
         Ok(t) => t,
         Err(code) => return code,
@@ -120,7 +129,7 @@ pub(crate) async fn call(a: CallArgs) -> ExitCode {
     let mut req = CallRequest::new(service.clone(), Bytes::from(method.clone().into_bytes()))
         .arg2(arg2)
         .arg3(arg3)
-        .timeout(Duration::from_millis(a.timeout))
+        .timeout(Duration::from_millis(timeout))
         .checksum(checksum)
         .scheme(if a.json {
             "json"
@@ -311,5 +320,89 @@ mod thrift_call {
             return ExitCode::from(EXIT_LOCAL);
         }
         code
+    }
+}
+
+/// `tchan call --health`: `Meta::health` as TChannel's CLI tools send it
+/// (the no-argument form), `OK` or `NOT OK: ...` (SCHEME-19).
+mod health {
+    use std::io::Write;
+    use std::process::ExitCode;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use serde_json::Value;
+    use tchan::frame::ArgScheme;
+    use tchan::idl::{Idl, decode_fields};
+    use tchan::{CallRequest, Channel};
+
+    use super::CallArgs;
+    use crate::EXIT_LOCAL;
+
+    /// Exit status when the peer answers not ok.
+    const EXIT_NOT_OK: u8 = 124;
+
+    fn say(line: &str, code: u8) -> ExitCode {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+        ExitCode::from(code)
+    }
+
+    pub(crate) async fn check(a: &CallArgs) -> ExitCode {
+        let (peers, service) = match crate::resolve_service_target("call", &a.to) {
+            Ok(t) => t,
+            Err(code) => return code,
+        };
+        let timeout = Duration::from_millis(a.timeout.unwrap_or(1000));
+        let pool = tchan::peer::PeerPool::new(Channel::new(a.caller.clone()), peers, {
+            let mut c = tchan::peer::PoolConfig::default();
+            c.set_max_retries(a.retries);
+            c
+        });
+        let req = CallRequest::new(service, "Meta::health")
+            .scheme(ArgScheme::Thrift)
+            .caller(a.caller.clone())
+            .arg2(Bytes::from_static(&[0, 0]))
+            .arg3(Bytes::from_static(&[0]))
+            .timeout(timeout);
+        let resp = match tokio::time::timeout(timeout + Duration::from_millis(100), pool.call(req))
+            .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return say(&format!("NOT OK: {e}"), EXIT_LOCAL),
+            Err(_) => return say("NOT OK: timed out", EXIT_LOCAL),
+        };
+        let Ok(idl) = Idl::parse_str("meta.thrift", tchan::META_IDL) else {
+            return say("NOT OK: the meta IDL does not parse", EXIT_LOCAL);
+        };
+        let Some((_, f)) = idl.method("Meta::health") else {
+            return say("NOT OK: the meta IDL has no health", EXIT_LOCAL);
+        };
+        let v = match decode_fields(&idl, "health result", &f.result_fields(), &resp.arg3) {
+            Ok(v) => v,
+            Err(e) => {
+                return say(
+                    &format!("NOT OK: the answer does not decode: {e}"),
+                    EXIT_LOCAL,
+                );
+            }
+        };
+        let Some(status) = v.get("success") else {
+            return say("NOT OK: the answer has no health status", EXIT_LOCAL);
+        };
+        if status.get("ok") == Some(&Value::Bool(true)) {
+            return say("OK", 0);
+        }
+        let why = match (
+            status.get("message").and_then(Value::as_str),
+            status.get("state"),
+        ) {
+            (Some(m), _) => m.to_owned(),
+            (None, Some(Value::String(s))) => format!("state {s}"),
+            (None, Some(other)) => format!("state {other}"),
+            (None, None) => "not ok".to_owned(),
+        };
+        say(&format!("NOT OK: {why}"), EXIT_NOT_OK)
     }
 }

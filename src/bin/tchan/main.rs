@@ -101,7 +101,7 @@ enum Command {
 pub(crate) struct Target {
     /// [PEER] SERVICE METHOD: the peer (HOST:PORT) may instead be given with
     /// --peer (repeatable) or --peer-file, but not both ways.
-    #[arg(value_names = ["PEER", "SERVICE", "METHOD"], num_args = 2..=3, required = true)]
+    #[arg(value_names = ["PEER", "SERVICE", "METHOD"], num_args = 1..=3, required = true)]
     target: Vec<String>,
     /// A peer, HOST:PORT; repeat for several (calls go through the peer pool).
     #[arg(long = "peer", value_name = "HOST:PORT")]
@@ -198,7 +198,7 @@ pub(crate) fn resolve_target(
 ) -> Result<(Vec<String>, String, String), ExitCode> {
     let (target, peers, peer_file) = (&to.target[..], &to.peers[..], &to.peer_file);
     let flagged = !peers.is_empty() || peer_file.is_some();
-    let (mut list, service, method) = match (target, flagged) {
+    let (list, service, method) = match (target, flagged) {
         ([peer, service, method], false) => (vec![peer.clone()], service, method),
         ([_, _, _], true) => {
             return Err(usage_for(
@@ -212,6 +212,38 @@ pub(crate) fn resolve_target(
         }
         _ => return Err(usage_for(cmd, "expected [PEER] SERVICE METHOD")),
     };
+    let list = with_peer_file(cmd, list, peer_file)?;
+    Ok((list, service.clone(), method.clone()))
+}
+
+/// The peers and service from `[PEER] SERVICE` (`tchan call --health`: no
+/// METHOD), `--peer` and `--peer-file`.
+pub(crate) fn resolve_service_target(
+    cmd: &str,
+    to: &Target,
+) -> Result<(Vec<String>, String), ExitCode> {
+    let (target, peers, peer_file) = (&to.target[..], &to.peers[..], &to.peer_file);
+    let flagged = !peers.is_empty() || peer_file.is_some();
+    let (list, service) = match (target, flagged) {
+        ([peer, service], false) => (vec![peer.clone()], service),
+        ([service], true) => (peers.to_vec(), service),
+        ([_], false) => return Err(usage_for(cmd, "no peer: give PEER, --peer or --peer-file")),
+        _ => {
+            return Err(usage_for(
+                cmd,
+                "expected [PEER] SERVICE with --health (no METHOD; the peer as PEER or with --peer/--peer-file, not both)",
+            ));
+        }
+    };
+    let list = with_peer_file(cmd, list, peer_file)?;
+    Ok((list, service.clone()))
+}
+
+fn with_peer_file(
+    cmd: &str,
+    mut list: Vec<String>,
+    peer_file: &Option<PathBuf>,
+) -> Result<Vec<String>, ExitCode> {
     if let Some(path) = peer_file {
         match tchan::peer::PeerFile::read(path) {
             Ok(more) => list.extend(more),
@@ -226,7 +258,7 @@ pub(crate) fn resolve_target(
     if list.is_empty() {
         return Err(usage_for(cmd, "the peer list is empty"));
     }
-    Ok((list, service.clone(), method.clone()))
+    Ok(list)
 }
 
 pub(crate) fn exit_for(e: &Error) -> u8 {
