@@ -450,3 +450,92 @@ fn no_connection_rules_and_no_size_limits() {
     assert_eq!(kinds, ["call_req", "init_res", "call_req"]);
     assert_eq!(lines.last().unwrap()["checksum_ok"], true);
 }
+
+/// The frames of a node capture (`interop/fixtures/NAME.json`), as bytes.
+fn fixture_bytes(name: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("interop/fixtures/{name}.json"));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for f in v["frames"].as_array().unwrap() {
+        out.extend(hex::decode(f["hex"].as_str().unwrap()).unwrap());
+    }
+    out
+}
+
+fn decode_thrift(stream: &[u8], idl: &str) -> (Vec<Value>, Option<i32>) {
+    let dir = std::env::temp_dir().join(format!("tchan-decode-thrift-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("capture.bin");
+    std::fs::write(&input, stream).unwrap();
+    let idl = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(idl);
+    let out = Command::new(env!("CARGO_BIN_EXE_tchan"))
+        .args(["decode", "--thrift"])
+        .arg(&idl)
+        .arg(&input)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let lines = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (lines, out.status.code())
+}
+
+#[test]
+fn decode_thrift_adds_the_decoded_structs_after_args() {
+    // [CLI-30] node's thrift_echo capture: the request, then the response
+    // (same id: its method comes from the request).
+    let mut stream = fixture_bytes("thrift_echo.c2s");
+    stream.extend(fixture_bytes("thrift_echo.s2c"));
+    let (lines, code) = decode_thrift(&stream, "interop/node/echo.thrift");
+    assert_eq!(code, Some(0));
+    let req = lines.iter().find(|l| l["kind"] == "call_req").unwrap();
+    assert_eq!(req["thrift"], json!({"value": "some-string", "count": 3}));
+    let keys: Vec<&String> = req.as_object().unwrap().keys().collect();
+    let at = |k: &str| keys.iter().position(|x| *x == k).unwrap();
+    assert_eq!(at("thrift"), at("args") + 1, "right after args: {keys:?}");
+    let res = lines.iter().find(|l| l["kind"] == "call_res").unwrap();
+    assert_eq!(
+        res["thrift"],
+        json!({"success": {"value": "some-string x3"}})
+    );
+    // A declared exception, by its field name.
+    let mut stream = fixture_bytes("thrift_exception.c2s");
+    stream.extend(fixture_bytes("thrift_exception.s2c"));
+    let (lines, _) = decode_thrift(&stream, "interop/node/echo.thrift");
+    let res = lines.iter().find(|l| l["kind"] == "call_res").unwrap();
+    assert_eq!(
+        res["thrift"],
+        json!({"failure": {"reason": "bad value: boom", "code": 42}})
+    );
+    // An IDL whose Echo::echo returns a string: the request decodes (same
+    // field types), the response (a struct in field 0) gets thrift_error.
+    let mut stream = fixture_bytes("thrift_echo.c2s");
+    stream.extend(fixture_bytes("thrift_echo.s2c"));
+    let (lines, code) = decode_thrift(&stream, "tests/data/thrift/everything.thrift");
+    assert_eq!(code, Some(0), "exit codes unchanged");
+    let req = lines.iter().find(|l| l["kind"] == "call_req").unwrap();
+    assert_eq!(req["thrift"], json!({"s": "some-string", "n": 3}));
+    let res = lines.iter().find(|l| l["kind"] == "call_res").unwrap();
+    assert!(res.get("thrift").is_none(), "{res}");
+    assert!(
+        res["thrift_error"].as_str().unwrap().contains("wire type"),
+        "{res}"
+    );
+    let (_, code) = decode_thrift(&stream, "tests/data/thrift/no-such-file.thrift");
+    assert_eq!(code, Some(125), "an IDL that does not load");
+    // A raw call names no method of the IDL: neither key.
+    let (lines, _) = decode_thrift(
+        &fixture_bytes("error_app_raw.c2s"),
+        "interop/node/echo.thrift",
+    );
+    for l in lines.iter().filter(|l| l["kind"] == "call_req") {
+        assert!(
+            l.get("thrift").is_none() && l.get("thrift_error").is_none(),
+            "{l}"
+        );
+    }
+}

@@ -15,7 +15,9 @@ fn everything() -> Idl {
 #[test]
 fn an_idl_loads_with_its_includes_typedefs_and_extends() {
     let idl = everything();
-    let (svc, ping) = idl.method("Kitchen::ping").expect("inherited from shared.Base");
+    let (svc, ping) = idl
+        .method("Kitchen::ping")
+        .expect("inherited from shared.Base");
     assert_eq!(svc.name, "Kitchen");
     assert_eq!(ping.returns, Type::String);
     let (_, echo) = idl.method("Kitchen::echo").unwrap();
@@ -27,10 +29,19 @@ fn an_idl_loads_with_its_includes_typedefs_and_extends() {
     assert!(idl.method("Nope::echo").is_none());
     let e = idl.structs.iter().find(|s| s.name == "Everything").unwrap();
     // typedef Name = string, typedef shared.Timestamp = i64.
-    assert_eq!(e.fields.iter().find(|f| f.name == "name").unwrap().ty, Type::String);
-    assert_eq!(e.fields.iter().find(|f| f.name == "at").unwrap().ty, Type::I64);
+    assert_eq!(
+        e.fields.iter().find(|f| f.name == "name").unwrap().ty,
+        Type::String
+    );
+    assert_eq!(
+        e.fields.iter().find(|f| f.name == "at").unwrap().ty,
+        Type::I64
+    );
     let color = idl.enums.iter().find(|x| x.name == "shared.Color").unwrap();
-    assert_eq!(color.values, [("RED".into(), 1), ("GREEN".into(), 2), ("BLUE".into(), 10)]);
+    assert_eq!(
+        color.values,
+        [("RED".into(), 1), ("GREEN".into(), 2), ("BLUE".into(), 10)]
+    );
 }
 
 #[test]
@@ -56,14 +67,23 @@ fn the_echo_fixture_encodes_byte_for_byte() {
     // [SCHEME-11] thrift_echo.c2s.json: Echo::echo(1: string s, 2: i32 n)
     let idl = everything();
     let (_, f) = idl.method("Echo::echo").unwrap();
-    let bytes = encode_fields(&idl, "echo_args", &f.args, &json!({"s": "some-string", "n": 3})).unwrap();
+    let bytes = encode_fields(
+        &idl,
+        "echo_args",
+        &f.args,
+        &json!({"s": "some-string", "n": 3}),
+    )
+    .unwrap();
     let want = b"\x0b\x00\x01\x00\x00\x00\x0bsome-string\x08\x00\x02\x00\x00\x00\x03\x00";
     assert_eq!(bytes, want);
     let back = decode_fields(&idl, "echo_args", &f.args, &bytes).unwrap();
     assert_eq!(back, json!({"s": "some-string", "n": 3}));
     // [SCHEME-12] The void result is the empty struct.
     let (_, nothing) = idl.method("Kitchen::nothing").unwrap();
-    assert_eq!(encode_fields(&idl, "r", &nothing.result_fields(), &json!({})).unwrap(), b"\x00");
+    assert_eq!(
+        encode_fields(&idl, "r", &nothing.result_fields(), &json!({})).unwrap(),
+        b"\x00"
+    );
 }
 
 #[test]
@@ -87,10 +107,22 @@ fn every_type_round_trips_through_json() {
     // An enum given by number decodes to its name; an unknown one stays a number.
     let mut by_number = args.clone();
     by_number["e"]["color"] = json!(2);
-    let back = decode_fields(&idl, "a", &f.args, &encode_fields(&idl, "a", &f.args, &by_number).unwrap()).unwrap();
+    let back = decode_fields(
+        &idl,
+        "a",
+        &f.args,
+        &encode_fields(&idl, "a", &f.args, &by_number).unwrap(),
+    )
+    .unwrap();
     assert_eq!(back["e"]["color"], "GREEN");
     by_number["e"]["color"] = json!(77);
-    let back = decode_fields(&idl, "a", &f.args, &encode_fields(&idl, "a", &f.args, &by_number).unwrap()).unwrap();
+    let back = decode_fields(
+        &idl,
+        "a",
+        &f.args,
+        &encode_fields(&idl, "a", &f.args, &by_number).unwrap(),
+    )
+    .unwrap();
     assert_eq!(back["e"]["color"], 77);
     // A declared exception in the result struct, by field name.
     let r = f.result_fields();
@@ -106,13 +138,25 @@ fn json_that_does_not_fit_the_idl_is_refused_by_name() {
     let (_, f) = idl.method("Kitchen::echo").unwrap();
     let cases = [
         (json!({"nope": 1}), "no field named \"nope\""),
-        (json!({"e": {"flag": true, "nope": 1}}), "no field named \"nope\""),
+        (
+            json!({"e": {"flag": true, "nope": 1}}),
+            "no field named \"nope\"",
+        ),
         (json!({"e": {}}), "required field \"flag\""),
         (json!({"e": {"flag": 1}}), "expected a bool"),
-        (json!({"e": {"flag": true, "small": 300}}), "echo_args.e.small"),
-        (json!({"e": {"flag": true, "color": "PINK"}}), "no value \"PINK\""),
+        (
+            json!({"e": {"flag": true, "small": 300}}),
+            "echo_args.e.small",
+        ),
+        (
+            json!({"e": {"flag": true, "color": "PINK"}}),
+            "no value \"PINK\"",
+        ),
         (json!({"e": {"flag": true, "blob": "***"}}), "not base64"),
-        (json!({"e": {"flag": true, "shape": {"radius": 1, "point": {"x": 1, "y": 2}}}}), "exactly one"),
+        (
+            json!({"e": {"flag": true, "shape": {"radius": 1, "point": {"x": 1, "y": 2}}}}),
+            "exactly one",
+        ),
     ];
     for (v, says) in cases {
         let e = encode_fields(&idl, "echo_args", &f.args, &v).unwrap_err();
@@ -125,18 +169,37 @@ fn hostile_bytes_are_typed_errors_without_allocations_by_claimed_lengths() {
     // [SCHEME-17]
     let idl = everything();
     let (_, f) = idl.method("Kitchen::echo").unwrap();
-    let good = encode_fields(&idl, "a", &f.args, &json!({"e": {"flag": true, "tags": ["x"]}})).unwrap();
+    let good = encode_fields(
+        &idl,
+        "a",
+        &f.args,
+        &json!({"e": {"flag": true, "tags": ["x"]}}),
+    )
+    .unwrap();
     // Every truncation fails cleanly.
     for cut in 0..good.len() {
-        assert!(decode_fields(&idl, "a", &f.args, &good[..cut]).is_err(), "cut at {cut}");
+        assert!(
+            decode_fields(&idl, "a", &f.args, &good[..cut]).is_err(),
+            "cut at {cut}"
+        );
     }
     // Bytes after the struct.
     let mut extra = good.clone();
     extra.push(0);
-    assert!(decode_fields(&idl, "a", &f.args, &extra).unwrap_err().0.contains("after the struct"));
+    assert!(
+        decode_fields(&idl, "a", &f.args, &extra)
+            .unwrap_err()
+            .0
+            .contains("after the struct")
+    );
     // A known field with the wrong wire type.
     let wrong = [0x08, 0x00, 0x01, 0, 0, 0, 1, 0x00];
-    assert!(decode_fields(&idl, "a", &f.args, &wrong).unwrap_err().0.contains("wire type"));
+    assert!(
+        decode_fields(&idl, "a", &f.args, &wrong)
+            .unwrap_err()
+            .0
+            .contains("wire type")
+    );
     // A string whose length runs past the end; a negative one.
     let (_, echo) = idl.method("Echo::echo").unwrap();
     let long = [0x0b, 0x00, 0x01, 0x7f, 0xff, 0xff, 0xff, b'a', 0x00];

@@ -83,12 +83,26 @@ struct OpenMessage {
 
 /// Decodes `input` (a stream of frames) and writes the JSON lines to `out`.
 /// `hex_error`, from [`parse_hex`], is reported when the bytes run out.
+#[allow(dead_code)] // the tests that include this file call it
 pub fn decode_stream(
     input: &[u8],
     hex_error: Option<HexError>,
     out: &mut impl Write,
 ) -> io::Result<Outcome> {
+    decode_stream_with(input, hex_error, None, out)
+}
+
+/// [`decode_stream`], with thrift call messages decoded through `thrift`
+/// (`tchan decode --thrift`, CLI-30).
+pub fn decode_stream_with(
+    input: &[u8],
+    hex_error: Option<HexError>,
+    thrift: Option<&tchan::idl::Idl>,
+    out: &mut impl Write,
+) -> io::Result<Outcome> {
     let data = Bytes::copy_from_slice(input);
+    // Call req id -> its arg1, for the call res of the same id.
+    let mut methods: HashMap<u32, String> = HashMap::new();
     let mut open: HashMap<(bool, u32), OpenMessage> = HashMap::new();
     let mut abandoned: Vec<OpenMessage> = Vec::new();
     let mut order = 0u64;
@@ -262,7 +276,7 @@ pub fn decode_stream(
         if chunks.message_complete()
             && let Some(msg) = open.remove(&key)
         {
-            line(out, Value::Object(finish(msg)))?;
+            line(out, Value::Object(finish(msg, thrift, &mut methods)))?;
         }
     }
     if let Some(e) = hex_error {
@@ -284,19 +298,44 @@ pub fn decode_stream(
     Ok(Outcome::Clean)
 }
 
-fn finish(msg: OpenMessage) -> Map<String, Value> {
+fn finish(
+    msg: OpenMessage,
+    thrift: Option<&tchan::idl::Idl>,
+    methods: &mut HashMap<u32, String>,
+) -> Map<String, Value> {
     let mut m = msg.line;
     let r = &msg.reassembler;
     let ty = r.checksum_type().unwrap_or(ChecksumType::NONE);
     m.insert("checksum_type".into(), ty.name().into());
     m.insert("checksum_ok".into(), r.checksum_ok().into());
-    let args: Vec<Value> = msg
-        .args
-        .into_args()
-        .iter()
-        .map(|a| Value::String(hex_lower(a)))
-        .collect();
+    let raw = msg.args.into_args();
+    let args: Vec<Value> = raw.iter().map(|a| Value::String(hex_lower(a))).collect();
     m.insert("args".into(), Value::Array(args));
+    if let Some(idl) = thrift {
+        // [CLI-30] after `args`, before `violations`.
+        let id = m.get("id").and_then(Value::as_u64).unwrap_or(0) as u32;
+        let is_req = m.get("kind").and_then(Value::as_str) == Some("call_req");
+        let method = if is_req {
+            let arg1 = raw.first().map(|a| lossy(a)).unwrap_or_default();
+            methods.insert(id, arg1.clone());
+            Some(arg1)
+        } else {
+            methods.remove(&id)
+        };
+        let found = method.as_deref().and_then(|a1| idl.method(a1));
+        if let Some((_, f)) = found {
+            let (what, fields) = if is_req {
+                (format!("{} args", f.name), f.args.clone())
+            } else {
+                (format!("{} result", f.name), f.result_fields())
+            };
+            let arg3 = raw.get(2).map(|a| &a[..]).unwrap_or_default();
+            match tchan::idl::decode_fields(idl, &what, &fields, arg3) {
+                Ok(v) => m.insert("thrift".into(), v),
+                Err(e) => m.insert("thrift_error".into(), Value::String(e.0)),
+            };
+        }
+    }
     let violations = r.violations();
     if !violations.is_empty() {
         m.insert(

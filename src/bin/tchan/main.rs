@@ -94,6 +94,10 @@ enum Command {
         /// The input is hex text (whitespace ignored, either case).
         #[arg(long)]
         hex: bool,
+        /// Decode thrift call messages through this IDL: a `thrift` key (or
+        /// `thrift_error`) on messages whose arg1 names one of its methods.
+        #[arg(long, value_name = "FILE.thrift")]
+        thrift: Option<PathBuf>,
     },
 }
 
@@ -121,7 +125,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Decode { file, hex } => decode::decode(file, hex),
+        Command::Decode { file, hex, thrift } => decode::decode(file, hex, thrift),
         Command::Serve(args) => {
             let workers = worker_runtimes(args.threads.unwrap_or_else(cores));
             run_current_thread(serve::serve(args, workers))
