@@ -448,7 +448,13 @@ impl Resolver {
         };
         for func in &s.functions {
             let what = format!("{}::{}", s.name.0, func.name.0);
-            let args = self.fields(f, &what, &func.arguments)?;
+            // The parser marks every argument required, written so or not;
+            // peers omit arguments they do not set (a no-argument health
+            // call is arg3 `00`), so arguments are never required here.
+            let mut args = self.fields(f, &what, &func.arguments)?;
+            for a in &mut args {
+                a.required = Requiredness::Default;
+            }
             let throws = self.fields(f, &what, &func.throws)?;
             let returns = self.ty(f, &what, &func.result_type, 0)?;
             out.retain(|x: &Function| x.name != *func.name.0);

@@ -326,6 +326,15 @@ fn read_struct(
         p.read_field_end().map_err(perr)?;
     }
     p.read_struct_end().map_err(perr)?;
+    if let Some(f) = fields
+        .iter()
+        .find(|f| f.required == Requiredness::Required && !out.contains_key(&f.name))
+    {
+        return Err(verr(format!(
+            "{what}: required field {:?} is missing",
+            f.name
+        )));
+    }
     Ok(Value::Object(out))
 }
 
