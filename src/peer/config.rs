@@ -53,6 +53,8 @@ pub struct PoolConfig {
     /// How often the sweep runs (idle connections, removed peers' connections,
     /// breaker timers). Default 10 s.
     pub(crate) sweep_interval: Duration,
+    /// Active health checks: interval and the service to ask (opt-in).
+    pub(crate) health_check: Option<(Duration, String)>,
     /// Time over which a peer added at runtime, or whose breaker just
     /// closed, grows to its full share of calls. Zero turns ramp-up off.
     /// Default 10 s.
@@ -86,6 +88,7 @@ impl Default for PoolConfig {
             reconnect: Backoff::default(),
             idle_timeout: Some(Duration::from_secs(300)),
             sweep_interval: Duration::from_secs(10),
+            health_check: None,
             ramp_up: Duration::from_secs(10),
             ramp_up_floor: 0.1,
             default_rtt: Duration::from_millis(30),
@@ -247,6 +250,32 @@ impl PoolConfig {
     /// breaker timers). Default 10 s.
     pub fn sweep_interval(&self) -> Duration {
         self.sweep_interval
+    }
+
+    /// Active health checks (POOL-29): every `interval`, each peer with an
+    /// open connection is asked `Meta::health` for TRAFFIC, as `service`
+    /// (`"tchannel"` reaches any tchan peer); a peer that answers not ok
+    /// (a draining one, say) is left out of selection, as an open breaker
+    /// is, until it answers ok. An error or no answer changes nothing (the
+    /// breaker judges failures). Off by default; needs the `thrift` feature
+    /// (without it, a no-op).
+    pub fn health_check(&self) -> Option<(Duration, &str)> {
+        self.health_check.as_ref().map(|(d, s)| (*d, s.as_str()))
+    }
+
+    /// Sets [`PoolConfig::health_check`]; `None` turns it off.
+    pub fn set_health_check(
+        &mut self,
+        value: Option<(Duration, String)>,
+    ) -> Result<&mut Self, Error> {
+        if value.as_ref().is_some_and(|(d, _)| d.is_zero()) {
+            return Err(Error::new(
+                ErrorCode::BAD_REQUEST,
+                "the health check interval must be over zero",
+            ));
+        }
+        self.health_check = value;
+        Ok(self)
     }
 
     /// Sets [`PoolConfig::sweep_interval`].

@@ -55,6 +55,8 @@ struct Peer {
     ramp_since: Option<Instant>,
     times_opened: u64,
     times_recovered: u64,
+    /// The last active health check's verdict.
+    healthy: Option<bool>,
 }
 
 struct State {
@@ -166,6 +168,15 @@ impl PeerPool {
                 inner.config.sweep_interval,
                 inner.shutdown.clone(),
             ));
+            #[cfg(feature = "thrift")]
+            if let Some((interval, service)) = inner.config.health_check.clone() {
+                rt.spawn(health_loop(
+                    Arc::downgrade(&inner),
+                    interval,
+                    service,
+                    inner.shutdown.clone(),
+                ));
+            }
         }
         PeerPool { inner }
     }
@@ -666,6 +677,7 @@ impl Inner {
             ramp_since: (ramp && !cfg.ramp_up.is_zero()).then_some(t),
             times_opened: 0,
             times_recovered: 0,
+            healthy: None,
         });
         true
     }
@@ -701,7 +713,9 @@ impl Inner {
             if let Some(tr) = p.breaker.handle_timeout(t) {
                 note(p, tr, t);
             }
-            let available = p.breaker.is_available();
+            // [POOL-29] a peer that said it is not healthy is out, as an
+            // open breaker is.
+            let available = p.breaker.is_available() && p.healthy != Some(false);
             if available {
                 p.conns.retain(|c| !c.client.is_closed());
             }
@@ -1030,6 +1044,7 @@ impl Peer {
                 .map_or(1.0, |s| ramp_weight(t, s, cfg.ramp_up, cfg.ramp_up_floor)),
             times_opened: self.times_opened,
             times_recovered: self.times_recovered,
+            healthy: self.healthy,
         }
     }
 }
@@ -1053,6 +1068,72 @@ fn note(p: &mut Peer, tr: Transition, t: Instant) {
         to = %tr.to,
         "circuit breaker state changed"
     );
+}
+
+/// Asks each connected peer `Meta::health` (TRAFFIC) every `interval`
+/// ([POOL-29]).
+#[cfg(feature = "thrift")]
+async fn health_loop(
+    weak: Weak<Inner>,
+    interval: Duration,
+    service: String,
+    shutdown: CancellationToken,
+) {
+    // HealthRequest{type: TRAFFIC}.
+    const TRAFFIC: &[u8] = b"\x0c\x00\x01\x08\x00\x01\x00\x00\x00\x01\x00\x00";
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let targets: Vec<(u64, Client)> = {
+            let st = inner.lock();
+            st.peers
+                .iter()
+                .filter_map(|p| {
+                    p.conns
+                        .iter()
+                        .find(|c| c.client.accepts_new_calls())
+                        .map(|c| (p.id, c.client.clone()))
+                })
+                .collect()
+        };
+        drop(inner);
+        for (id, client) in targets {
+            let req = CallRequest::new(service.clone(), "Meta::health")
+                .scheme(crate::frame::ArgScheme::Thrift)
+                .arg2(bytes::Bytes::from_static(&[0, 0]))
+                .arg3(bytes::Bytes::from_static(TRAFFIC))
+                .timeout(interval.min(Duration::from_secs(5)));
+            let verdict = match client.call(req).await {
+                Ok(r) => health_verdict(&r.arg3),
+                Err(_) => None,
+            };
+            let Some(ok) = verdict else { continue };
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            let mut st = inner.lock();
+            if let Some(p) = st.peers.iter_mut().find(|p| p.id == id) {
+                if p.healthy != Some(ok) {
+                    tracing::info!(target: "tchan::peer", peer = %p.addr, healthy = ok, "health check");
+                }
+                p.healthy = Some(ok);
+            }
+        }
+    }
+}
+
+/// `ok` of a `Meta::health` result struct, when it decodes.
+#[cfg(feature = "thrift")]
+fn health_verdict(arg3: &[u8]) -> Option<bool> {
+    let idl = crate::transport::meta::meta_idl();
+    let (_, f) = idl.method("Meta::health")?;
+    let v = crate::idl::decode_fields(idl, "health", &f.result_fields(), arg3).ok()?;
+    v.get("success")?.get("ok")?.as_bool()
 }
 
 async fn sweep_loop(weak: Weak<Inner>, interval: Duration, shutdown: CancellationToken) {

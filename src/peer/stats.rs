@@ -68,4 +68,7 @@ pub struct PeerStatus {
     pub times_opened: u64,
     /// Times its breaker closed again after probing.
     pub times_recovered: u64,
+    /// The last active health check's verdict (`None`: none yet, or checks
+    /// are off); `Some(false)` keeps the peer out of selection.
+    pub healthy: Option<bool>,
 }
