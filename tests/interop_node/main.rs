@@ -817,5 +817,6 @@ mod frame_boundaries;
 mod raw_sizes;
 mod relay;
 mod schemes;
+mod thrift_idl;
 mod tracing;
 use schemes::thrift_args;
