@@ -985,3 +985,33 @@ async fn a_channel_lists_its_connections_adds_up_their_tables_and_closes_them() 
         .unwrap();
     assert_eq!(&resp.arg3[..], b"x");
 }
+
+#[tokio::test]
+async fn an_error_while_the_request_still_streams_ends_the_call_at_once() {
+    // [ERR-9] The peer refuses the call (no such method) after its first
+    // frame; the caller's body stream never ends, and the call must not wait
+    // for it.
+    let srv = Channel::new("server");
+    srv.register("svc", "echo", echo);
+    let addr = srv.listen("127.0.0.1:0").await.unwrap();
+    let client = Channel::new("client").connect(addr).await.unwrap();
+    let first = futures::stream::iter([Ok(Bytes::from(vec![1u8; 100 * 1024]))]);
+    let body = Body::from_stream(first.chain(futures::stream::pending()));
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.call(
+            CallRequest::new("svc", "nope")
+                .arg3(body)
+                .timeout(Duration::from_secs(30)),
+        ),
+    )
+    .await
+    .expect("the call ended with the error, not with the stream");
+    assert_eq!(r.unwrap_err().code(), ErrorCode::BAD_REQUEST);
+    // The connection goes on.
+    let ok = client
+        .call(CallRequest::new("svc", "echo").arg3("x"))
+        .await
+        .unwrap();
+    assert_eq!(&ok.arg3[..], b"x");
+}

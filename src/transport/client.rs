@@ -626,8 +626,29 @@ impl Client {
                 .map(|w| w.id)
                 .ok_or_else(|| Error::new(ErrorCode::NETWORK, "connection closed"))?
         };
-        while let Some(chunk) = s.next().await {
-            let chunk = chunk?;
+        loop {
+            // The next chunk, unless the call's outcome came first (an error
+            // frame, a timeout, an early answer): then the rest is not sent
+            // and the caller gets that outcome now, not once its stream ends.
+            let next = futures::future::poll_fn(|cx| {
+                {
+                    let mut st = self.shared.lock();
+                    match st.waiters.get(call.slot, call.generation) {
+                        Some(w) if matches!(w.state, super::shared::WaitState::Done(_)) => {
+                            return std::task::Poll::Ready(None);
+                        }
+                        Some(w) => w.waker = Some(cx.waker().clone()),
+                        None => return std::task::Poll::Ready(None),
+                    }
+                }
+                s.poll_next_unpin(cx).map(Some)
+            })
+            .await;
+            let chunk = match next {
+                None => return Ok(()),
+                Some(None) => break,
+                Some(Some(chunk)) => chunk?,
+            };
             let mut space = SpaceWait::new(&self.shared);
             loop {
                 {
