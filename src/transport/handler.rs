@@ -357,6 +357,7 @@ impl Registry {
     }
 
     /// A registry that answers `Meta::*` with `h`.
+    #[cfg(feature = "thrift")]
     pub(crate) fn with_meta<H: Handler>(h: H) -> Registry {
         let r = Registry::default();
         Registry {
