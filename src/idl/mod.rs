@@ -4,6 +4,7 @@
 //! limit set to the input's length). The CLI's `--thrift`, `tchan decode
 //! --thrift` and the `Meta` service use it (`spec/08-arg-schemes.md`).
 
+pub mod generated;
 mod schema;
 pub mod value;
 

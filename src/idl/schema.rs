@@ -205,6 +205,15 @@ impl Idl {
         loader.resolve(0)
     }
 
+    /// Loads an IDL from memory: `entry` names the entry file among `files`
+    /// (name, text); an `include "x.thrift"` is looked up by its last path
+    /// segment among the names. Generated code embeds its IDL this way.
+    pub fn parse_sources(entry: &str, files: &[(&str, &str)]) -> Result<Idl, IdlError> {
+        let mut loader = Loader::default();
+        let entry = loader.file_mem(entry, files, 0)?;
+        loader.resolve(entry)
+    }
+
     /// The service named `name`.
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
@@ -281,6 +290,55 @@ impl Loader {
         let dir = canon.parent().map(Path::to_path_buf).unwrap_or_default();
         for inc in includes {
             let child = self.file(&dir.join(&inc), depth + 1)?;
+            let stem = self.files[child].stem.clone();
+            self.files[idx].includes.insert(stem, child);
+        }
+        Ok(idx)
+    }
+
+    fn file_mem(
+        &mut self,
+        name: &str,
+        files: &[(&str, &str)],
+        depth: usize,
+    ) -> Result<usize, IdlError> {
+        if depth > MAX_INCLUDE_DEPTH {
+            return Err(err(format!(
+                "{name}: includes nested more than {MAX_INCLUDE_DEPTH} deep"
+            )));
+        }
+        let base = name.rsplit('/').next().unwrap_or(name);
+        let key = PathBuf::from(base);
+        if let Some(&i) = self.by_path.get(&key) {
+            return Ok(i);
+        }
+        let Some((_, text)) = files
+            .iter()
+            .find(|(n, _)| n.rsplit('/').next() == Some(base))
+        else {
+            return Err(err(format!("{name}: not among the embedded IDL files")));
+        };
+        let file = ast::FileParser::new(ast::FileSource::new(text))
+            .parse()
+            .map_err(|e| err(format!("{name}: {e}")))?;
+        let stem = base.strip_suffix(".thrift").unwrap_or(base).to_owned();
+        let idx = self.files.len();
+        self.by_path.insert(key, idx);
+        let includes: Vec<String> = file
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                ast::Item::Include(inc) => Some(inc.path.0.clone()),
+                _ => None,
+            })
+            .collect();
+        self.files.push(LoadedFile {
+            stem,
+            file,
+            includes: HashMap::default(),
+        });
+        for inc in includes {
+            let child = self.file_mem(&inc, files, depth + 1)?;
             let stem = self.files[child].stem.clone();
             self.files[idx].includes.insert(stem, child);
         }
