@@ -104,13 +104,20 @@ mod tests {
         let idl = embedded(
             "e.thrift",
             &[
-                ("e.thrift", "include \"s.thrift\"\nservice E extends s.B { string echo(1: string s) }"),
+                (
+                    "e.thrift",
+                    "include \"s.thrift\"\nservice E extends s.B { string echo(1: string s) }",
+                ),
                 ("s.thrift", "service B { i32 n() }"),
             ],
         );
         assert!(check(&idl, "E::echo", false, b"\x0b\x00\x01\x00\x00\x00\x01a\x00").is_ok());
         assert!(check(&idl, "E::n", true, b"\x08\x00\x00\x00\x00\x00\x07\x00").is_ok());
-        for bad in [&b"\x0b\x00\x01\x7f\xff\xff\xff\x00"[..], b"\x0b\x00\x01\x00\x00\x00\x01\xff\x00", b""] {
+        for bad in [
+            &b"\x0b\x00\x01\x7f\xff\xff\xff\x00"[..],
+            b"\x0b\x00\x01\x00\x00\x00\x01\xff\x00",
+            b"",
+        ] {
             let e = check(&idl, "E::echo", false, bad).unwrap_err();
             assert_eq!(e.code(), ErrorCode::BAD_REQUEST);
         }
