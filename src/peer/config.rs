@@ -55,6 +55,8 @@ pub struct PoolConfig {
     pub(crate) sweep_interval: Duration,
     /// Active health checks: interval and the service to ask (opt-in).
     pub(crate) health_check: Option<(Duration, String)>,
+    /// Calls with a shard key go to its owner on the hash ring (opt-in).
+    pub(crate) shard_routing: Option<ShardRouting>,
     /// Time over which a peer added at runtime, or whose breaker just
     /// closed, grows to its full share of calls. Zero turns ramp-up off.
     /// Default 10 s.
@@ -89,6 +91,7 @@ impl Default for PoolConfig {
             idle_timeout: Some(Duration::from_secs(300)),
             sweep_interval: Duration::from_secs(10),
             health_check: None,
+            shard_routing: None,
             ramp_up: Duration::from_secs(10),
             ramp_up_floor: 0.1,
             default_rtt: Duration::from_millis(30),
@@ -278,6 +281,20 @@ impl PoolConfig {
         Ok(self)
     }
 
+    /// Shard-key routing (POOL-31): a call with a shard key (`sk`) goes to
+    /// the key's owner on a ringpop-compatible hash ring of the pool's
+    /// peers ([`crate::peer::HashRing`]); calls without one keep the normal
+    /// selection. `None` (the default) turns it off.
+    pub fn shard_routing(&self) -> Option<ShardRouting> {
+        self.shard_routing
+    }
+
+    /// Sets [`PoolConfig::shard_routing`].
+    pub fn set_shard_routing(&mut self, value: Option<ShardRouting>) -> &mut Self {
+        self.shard_routing = value;
+        self
+    }
+
     /// Sets [`PoolConfig::sweep_interval`].
     pub fn set_sweep_interval(&mut self, value: Duration) -> Result<&mut Self, Error> {
         if value.is_zero() {
@@ -400,4 +417,15 @@ pub struct CallPolicy {
     pub max_retries: Option<u32>,
     /// Overrides [`PoolConfig::attempt_timeout`] for this call.
     pub attempt_timeout: Option<Duration>,
+}
+
+/// What a pool does with a call whose shard key's owner is unavailable
+/// (breaker open, not healthy, no connection possible, or already tried).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShardRouting {
+    /// The next peer on the ring that is available takes the call.
+    NextOnRing,
+    /// The call fails with declined (for callers that need strict ownership).
+    Strict,
 }

@@ -71,6 +71,8 @@ struct State {
     index: Vec<usize>,
     facts: Vec<PeerFacts>,
     conn_facts: Vec<ConnFacts>,
+    /// The shard-key ring of the peers, rebuilt when they change (POOL-31).
+    ring: Option<super::ring::HashRing>,
 }
 
 #[derive(Default)]
@@ -148,6 +150,7 @@ impl PeerPool {
             index: Vec::new(),
             facts: Vec::new(),
             conn_facts: Vec::new(),
+            ring: None,
         };
         let inner = Arc::new(Inner {
             channel,
@@ -396,7 +399,8 @@ impl PeerPool {
         let mut last: Option<Error> = None;
         loop {
             let t = if stats.attempts == 0 { start } else { now() };
-            let pick = match inner.pick(t, &tried, stats.attempts == 0) {
+            let sk = req.options.shard_key().map(str::as_bytes);
+            let pick = match inner.pick(t, &tried, stats.attempts == 0, sk) {
                 Ok(p) => p,
                 Err(declined) => {
                     // [POOL-15] tchan's own declined is final.
@@ -657,6 +661,7 @@ impl Inner {
     }
 
     fn add(&self, st: &mut State, t: Instant, addr: String, ramp: bool) -> bool {
+        st.ring = None;
         let addr = addr.trim();
         if addr.is_empty() || st.peers.iter().any(|p| *p.addr == *addr) {
             return false;
@@ -683,6 +688,7 @@ impl Inner {
     }
 
     fn remove(st: &mut State, addr: &str) -> bool {
+        st.ring = None;
         let Some(i) = st.peers.iter().position(|p| *p.addr == *addr) else {
             return false;
         };
@@ -698,7 +704,13 @@ impl Inner {
     }
 
     /// Chooses a peer and a way to reach it, under the lock.
-    fn pick(self: &Arc<Self>, t: Instant, tried: &Tried, first: bool) -> Result<Pick, Error> {
+    fn pick(
+        self: &Arc<Self>,
+        t: Instant,
+        tried: &Tried,
+        first: bool,
+        shard_key: Option<&[u8]>,
+    ) -> Result<Pick, Error> {
         let cfg = &self.config;
         let mut guard = self.lock();
         let st = &mut *guard;
@@ -744,14 +756,17 @@ impl Inner {
                 tried: tried.contains(&p.id),
             });
         }
-        let i = choose_peer(
-            &st.facts,
-            &mut st.selector,
-            &mut st.rng,
-            &mut st.candidates,
-            &mut st.index,
-        )
-        .map_err(|why| Error::new(ErrorCode::DECLINED, why))?;
+        let i = match (cfg.shard_routing, shard_key) {
+            (Some(mode), Some(key)) => shard_owner(st, mode, key)?,
+            _ => choose_peer(
+                &st.facts,
+                &mut st.selector,
+                &mut st.rng,
+                &mut st.candidates,
+                &mut st.index,
+            )
+            .map_err(|why| Error::new(ErrorCode::DECLINED, why))?,
+        };
 
         st.conn_facts.clear();
         let p = &st.peers[i];
@@ -1068,6 +1083,51 @@ fn note(p: &mut Peer, tr: Transition, t: Instant) {
         to = %tr.to,
         "circuit breaker state changed"
     );
+}
+
+/// The peer a shard key goes to ([POOL-31]): its owner on the ring, or with
+/// [`ShardRouting::NextOnRing`] the next available one.
+fn shard_owner(
+    st: &mut State,
+    mode: super::config::ShardRouting,
+    key: &[u8],
+) -> Result<usize, Error> {
+    if st.ring.is_none() {
+        st.ring = Some(super::ring::HashRing::new(
+            st.peers.iter().map(|p| p.addr.to_string()),
+        ));
+    }
+    let (peers, facts) = (&st.peers, &st.facts);
+    let ok = |addr: &str| {
+        peers
+            .iter()
+            .position(|p| &*p.addr == addr)
+            .is_some_and(|i| {
+                let f = &facts[i];
+                f.available && (f.usable || f.can_connect) && !f.tried
+            })
+    };
+    let ring = st
+        .ring
+        .as_ref()
+        .ok_or_else(|| Error::new(ErrorCode::DECLINED, "no peers"))?;
+    let chosen = match mode {
+        super::config::ShardRouting::Strict => ring.lookup(key).filter(|a| ok(a)),
+        _ => ring.lookup_where(key, ok),
+    };
+    let addr = chosen.ok_or_else(|| {
+        Error::new(
+            ErrorCode::DECLINED,
+            format!(
+                "no available peer for shard key {:?}",
+                String::from_utf8_lossy(key)
+            ),
+        )
+    })?;
+    peers
+        .iter()
+        .position(|p| &*p.addr == addr)
+        .ok_or_else(|| Error::new(ErrorCode::DECLINED, "the shard key's peer is gone"))
 }
 
 /// Asks each connected peer `Meta::health` (TRAFFIC) every `interval`

@@ -56,7 +56,8 @@ pub(crate) struct CallArgs {
     /// Checksum type: none, crc32, crc32c or farmhash32.
     #[arg(long, default_value = "crc32c")]
     checksum: String,
-    /// Shard key (sk header).
+    /// Shard key (sk header); with several peers the call goes to the key's
+    /// owner on a ringpop-compatible hash ring of them.
     #[arg(long)]
     shard_key: Option<String>,
     /// Caller name (cn header).
@@ -163,6 +164,10 @@ pub(crate) async fn call(a: CallArgs) -> ExitCode {
     let pool = tchan::peer::PeerPool::new(Channel::new(a.caller.clone()), peers.clone(), {
         let mut c = tchan::peer::PoolConfig::default();
         c.set_max_retries(a.retries);
+        // [POOL-31] with several peers, a shard key goes to its owner.
+        if a.shard_key.is_some() && (peers.len() > 1 || a.to.peer_file.is_some()) {
+            c.set_shard_routing(Some(tchan::peer::ShardRouting::NextOnRing));
+        }
         c
     });
     if let Some(path) = &a.to.peer_file {
