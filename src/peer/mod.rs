@@ -32,6 +32,7 @@ pub mod budget;
 mod classify;
 mod config;
 mod connect;
+pub mod ownership;
 mod pick;
 mod pool;
 pub mod retry;
@@ -46,6 +47,7 @@ pub use breaker::{BreakerConfig, BreakerState, Class, Classifier, DefaultClassif
 pub use budget::BudgetConfig;
 pub use config::{CallPolicy, PoolConfig, ShardRouting};
 pub use connect::{Connector, TcpConnector};
+pub use ownership::Ownership;
 pub use pool::PeerPool;
 pub use retry::Stop;
 pub use ring::HashRing;
