@@ -509,3 +509,85 @@ fn a_destination_that_drops_opens_neither_the_edge_nor_the_other_peers() {
     assert!(take(&mut core, caller).is_empty(), "no call refused");
     assert_eq!(take(&mut core, b).len(), 20);
 }
+
+fn ad_frame(id: u32, flags: u8, services: &[&str]) -> Bytes {
+    let body = format!(
+        "{{\"services\":[{}]}}",
+        services
+            .iter()
+            .map(|s| format!("{{\"serviceName\":\"{s}\",\"cost\":0}}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut th = TransportHeaders::new();
+    th.push("as", "json").unwrap();
+    let args: Vec<Bytes> = if flags & 1 == 1 {
+        vec![Bytes::from_static(b"ad")]
+    } else {
+        vec![
+            Bytes::from_static(b"ad"),
+            Bytes::from_static(b"null"),
+            Bytes::from(body),
+        ]
+    };
+    Frame::CallReq(CallReq {
+        id,
+        flags: Flags(flags),
+        ttl: 1000,
+        tracing: Tracing::default(),
+        service: Bytes::from_static(b"hyperbahn"),
+        headers: th,
+        checksum: ChecksumField::NONE,
+        args: ArgChunks::from_chunks(args),
+    })
+    .to_bytes()
+    .unwrap()
+}
+
+#[test]
+fn calls_local_calls_and_advertisements_are_bounded() {
+    // [RELAY-9] [RELAY-10]
+    let mut config = RelayConfig::default();
+    config.max_calls_per_connection = 2;
+    config.max_local_calls = 1;
+    config.max_advertisements = 1;
+    let (mut core, caller, dst, t0) = setup(config);
+    feed(
+        &mut core,
+        caller,
+        req(1, "svc", 0, 1000, &[b"m", b"", b""]),
+        t0,
+    );
+    feed(
+        &mut core,
+        caller,
+        req(2, "svc", 0, 1000, &[b"m", b"", b""]),
+        t0,
+    );
+    feed(
+        &mut core,
+        caller,
+        req(3, "svc", 0, 1000, &[b"m", b"", b""]),
+        t0,
+    );
+    assert_eq!(take(&mut core, dst).len(), 2);
+    let (id, code, _) = error_of(&take(&mut core, caller)[0]);
+    assert_eq!((id, code), (3, ErrorCode::BUSY));
+    // A second unfinished call to the relay itself on one connection.
+    let svc = core.add_connection("10.0.0.7:7000");
+    feed(&mut core, svc, ad_frame(1, 0x01, &[]), t0);
+    feed(&mut core, svc, ad_frame(2, 0x01, &[]), t0);
+    let (id, code, _) = error_of(&take(&mut core, svc)[0]);
+    assert_eq!((id, code), (2, ErrorCode::BUSY));
+    // One advertisement at most: the first is taken, a second service busy.
+    let other = core.add_connection("10.0.0.8:7000");
+    feed(&mut core, other, ad_frame(1, 0, &["one"]), t0);
+    assert!(matches!(take(&mut core, other)[0], Frame::CallRes(_)));
+    feed(&mut core, other, ad_frame(2, 0, &["two"]), t0);
+    let (_, code, msg) = error_of(&take(&mut core, other)[0]);
+    assert_eq!(code, ErrorCode::BUSY, "{msg}");
+    assert!(core.peers_of(b"two", t0).is_empty());
+    // Renewing the one held is fine.
+    feed(&mut core, other, ad_frame(3, 0, &["one"]), t0);
+    assert!(matches!(take(&mut core, other)[0], Frame::CallRes(_)));
+}

@@ -272,21 +272,7 @@ impl Loader {
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_owned();
-        let idx = self.files.len();
-        self.by_path.insert(canon.clone(), idx);
-        let includes: Vec<String> = file
-            .items
-            .iter()
-            .filter_map(|i| match i {
-                ast::Item::Include(inc) => Some(inc.path.0.clone()),
-                _ => None,
-            })
-            .collect();
-        self.files.push(LoadedFile {
-            stem,
-            file,
-            includes: HashMap::default(),
-        });
+        let (idx, includes) = self.push(canon.clone(), stem, file);
         let dir = canon.parent().map(Path::to_path_buf).unwrap_or_default();
         for inc in includes {
             let child = self.file(&dir.join(&inc), depth + 1)?;
@@ -322,9 +308,21 @@ impl Loader {
             .parse()
             .map_err(|e| err(format!("{name}: {e}")))?;
         let stem = base.strip_suffix(".thrift").unwrap_or(base).to_owned();
+        let (idx, includes) = self.push(key, stem, file);
+        for inc in includes {
+            let child = self.file_mem(&inc, files, depth + 1)?;
+            let stem = self.files[child].stem.clone();
+            self.files[idx].includes.insert(stem, child);
+        }
+        Ok(idx)
+    }
+
+    /// Records a parsed file under `key`; returns its index and the paths it
+    /// includes.
+    fn push(&mut self, key: PathBuf, stem: String, file: ast::File) -> (usize, Vec<String>) {
         let idx = self.files.len();
         self.by_path.insert(key, idx);
-        let includes: Vec<String> = file
+        let includes = file
             .items
             .iter()
             .filter_map(|i| match i {
@@ -337,12 +335,7 @@ impl Loader {
             file,
             includes: HashMap::default(),
         });
-        for inc in includes {
-            let child = self.file_mem(&inc, files, depth + 1)?;
-            let stem = self.files[child].stem.clone();
-            self.files[idx].includes.insert(stem, child);
-        }
-        Ok(idx)
+        (idx, includes)
     }
 
     fn resolve(self, entry: usize) -> Result<Idl, IdlError> {

@@ -29,6 +29,18 @@ pub struct RelayConfig {
     /// Most remembered ids per connection and direction; the oldest go first.
     /// Default 30,000 (tchannel-go's `RelayMaxTombs`).
     pub max_tombstones: usize,
+    /// Calls in flight from one connection through the relay; a call req
+    /// over it is answered busy. Default 16,384 (the connection core's).
+    pub max_calls_per_connection: usize,
+    /// Calls to the relay itself (`hyperbahn::*`, `Meta::*`) being read on
+    /// one connection; one over it is answered busy. Default 16.
+    pub max_local_calls: usize,
+    /// (service, peer) advertisements held; an `ad` that would add one more
+    /// is answered busy, and peers known at all are bounded at four times
+    /// this. Default 10,000.
+    pub max_advertisements: usize,
+    /// Connections at once; more are closed at accept. Default 4096.
+    pub max_connections: usize,
     /// How long an advertisement lasts without renewal. Default 150 s.
     pub advert_ttl: Duration,
     /// Largest call the relay answers itself (`hyperbahn::ad`, `unad`),
@@ -62,6 +74,10 @@ impl Default for RelayConfig {
             max_held_bytes: 1 << 20,
             tombstone_ttl: Duration::from_secs(3),
             max_tombstones: 30_000,
+            max_calls_per_connection: 16_384,
+            max_local_calls: 16,
+            max_advertisements: 10_000,
+            max_connections: 4096,
             advert_ttl: Duration::from_secs(150),
             max_local_call_bytes: 64 << 10,
             connect_attempts: 3,

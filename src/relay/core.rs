@@ -611,9 +611,25 @@ impl RelayCore {
 
     /// Records that `host_port` serves `service` until `now + advert_ttl`
     /// (an advertisement, here or at a peer relay).
-    pub fn advertise(&mut self, service: &[u8], host_port: &str, now: Instant) {
+    /// `false`, and nothing recorded, when it would be one advertisement
+    /// (or peer) over [`RelayConfig::max_advertisements`].
+    pub fn advertise(&mut self, service: &[u8], host_port: &str, now: Instant) -> bool {
         self.clock = now;
         let until = now + self.config.advert_ttl;
+        let known = self.peer_index.get(host_port).copied();
+        let exists = known.is_some_and(|id| {
+            self.ads
+                .get(service)
+                .is_some_and(|l| l.iter().any(|(p, _)| *p == id))
+        });
+        if !exists {
+            let held: usize = self.ads.values().map(Vec::len).sum();
+            let too_many_peers =
+                known.is_none() && self.peers.len() >= 4 * self.config.max_advertisements;
+            if held >= self.config.max_advertisements || too_many_peers {
+                return false;
+            }
+        }
         let id = self.peer_idx(host_port);
         let list = match self.ads.get_mut(service) {
             Some(l) => l,
@@ -623,6 +639,7 @@ impl RelayCore {
             Some(e) => e.1 = until,
             None => list.push((id, until)),
         }
+        true
     }
 
     /// Removes an advertisement at once (`unad`).
@@ -701,6 +718,13 @@ impl RelayCore {
         };
         if c.incoming.contains_key(&id) || c.local.contains_key(&id) {
             self.fatal(conn, "call req for an id already in use");
+            return;
+        }
+        if c.incoming.len() + c.local.len() >= self.config.max_calls_per_connection {
+            // [RELAY-9] Bounded per connection, like the connection core.
+            let tracing = tracing_of(header, &payload);
+            let msg = "relay: too many calls in flight on this connection";
+            self.reject(conn, id, tracing, ErrorCode::BUSY, msg, now);
             return;
         }
         let head = match RelayHead::parse(header, &payload) {
@@ -1217,6 +1241,15 @@ impl RelayCore {
         head: RelayHead,
         now: Instant,
     ) {
+        if self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.local.len() >= self.config.max_local_calls)
+        {
+            let msg = "relay: too many calls to the relay itself in flight on this connection";
+            self.reject(conn, header.id, head.tracing, ErrorCode::BUSY, msg, now);
+            return;
+        }
         let mut limits = ReassemblyLimits::default();
         limits.set_max_message_bytes(self.config.max_local_call_bytes as u64);
         let local = LocalCall {
@@ -1317,7 +1350,8 @@ impl RelayCore {
                     Ok(list) => {
                         for a in list {
                             if a.ad {
-                                self.advertise(a.service.as_bytes(), &a.host_port, now);
+                                // Over the limit: dropped, as a lapsed one would be.
+                                let _ = self.advertise(a.service.as_bytes(), &a.host_port, now);
                             } else {
                                 self.unadvertise(a.service.as_bytes(), &a.host_port);
                             }
@@ -1357,7 +1391,14 @@ impl RelayCore {
         };
         for s in &services {
             if ad {
-                self.advertise(s.as_bytes(), &hp, now);
+                if !self.advertise(s.as_bytes(), &hp, now) {
+                    let msg = format!(
+                        "relay: too many advertisements (at most {})",
+                        self.config.max_advertisements
+                    );
+                    self.error_to(conn, id, ErrorCode::BUSY, tracing, &msg);
+                    return;
+                }
             } else {
                 self.unadvertise(s.as_bytes(), &hp);
             }

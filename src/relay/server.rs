@@ -285,6 +285,12 @@ impl Relay {
             }
             match accepted {
                 Ok((sock, _)) => {
+                    let max = self.lock().config().max_connections;
+                    if self.conns().len() >= max {
+                        tracing::warn!("relay: too many connections; closing");
+                        drop(sock);
+                        continue;
+                    }
                     let _ = sock.set_nodelay(true);
                     tokio::spawn(self.clone().accept_one(sock));
                 }

@@ -13,8 +13,6 @@ use tchan::relay::policy::parse_edge;
 use tchan::relay::routes::read_routes;
 use tchan::relay::{RateLimit, Relay, RelayConfig};
 
-use crate::EXIT_LOCAL;
-
 #[derive(Args)]
 pub(crate) struct RelayArgs {
     /// Address to listen on.
@@ -130,7 +128,6 @@ pub(crate) async fn relay(args: RelayArgs) -> ExitCode {
     }
     eprintln!("tchan relay: draining");
     relay.drain(Duration::from_secs(5)).await;
-    let _ = EXIT_LOCAL;
     ExitCode::SUCCESS
 }
 
