@@ -24,7 +24,8 @@
 //! The thin async shell is `pool.rs` ([`PeerPool`]: connections, the call
 //! loop, the sweep task), with its options in `config.rs`, its reports in
 //! `stats.rs`, how it connects in `connect.rs`, and `source.rs`
-//! ([`PeerSource`]: where peer lists come from).
+//! ([`PeerSource`]: where peer lists come from), with `dns.rs` (feature
+//! `dns`: [`DnsResolver`], peers from A/AAAA and SRV records).
 
 pub mod backoff;
 pub mod breaker;
@@ -32,6 +33,8 @@ pub mod budget;
 mod classify;
 mod config;
 mod connect;
+#[cfg(feature = "dns")]
+pub mod dns;
 pub mod ownership;
 mod pick;
 mod pool;
@@ -47,12 +50,16 @@ pub use breaker::{BreakerConfig, BreakerState, Class, Classifier, DefaultClassif
 pub use budget::BudgetConfig;
 pub use config::{CallPolicy, PoolConfig, ShardRouting};
 pub use connect::{Connector, TcpConnector};
+#[cfg(feature = "dns")]
+pub use dns::{DnsAnswer, DnsConfig, DnsError, DnsPeers, DnsQuery, DnsResolver};
 pub use ownership::Ownership;
 pub use pool::PeerPool;
 pub use retry::Stop;
 pub use ring::HashRing;
 pub use select::Strategy;
-pub use source::{PeerEntry, PeerFile, PeerSet, PeerSource, StaticPeers, parse_peer_list};
+pub use source::{
+    PeerEntry, PeerFile, PeerSet, PeerSource, StaticPeers, UnionPeers, parse_peer_list,
+};
 pub use stats::{CallStats, PeerStatus, PoolStats};
 
 pub(crate) use crate::util::now;

@@ -26,6 +26,10 @@ pub(crate) struct PeerFacts {
     pub(crate) weight: f64,
     /// This call already tried it.
     pub(crate) tried: bool,
+    /// Its source's priority: lower is preferred (DNS SRV).
+    pub(crate) priority: u16,
+    /// Its source's weight within its priority (DNS SRV).
+    pub(crate) share: u16,
 }
 
 /// The peer for the attempt (an index into `facts`), or why there is none.
@@ -43,14 +47,29 @@ pub(crate) fn choose_peer<R: Rng + ?Sized>(
     candidates.clear();
     index.clear();
     let mut open = 0;
-    for (i, p) in facts.iter().enumerate() {
-        // [POOL-8] open peers are skipped.
+    // [POOL-8] open peers are skipped; [POOL-10] so is a peer waiting out its
+    // reconnect backoff.
+    let eligible = |p: &PeerFacts| p.available && (p.usable || p.can_connect);
+    // [POOL-34] the lowest priority with an eligible peer (one this call has
+    // not tried, if there is one), and within it weight 0 only when no
+    // other is eligible.
+    let (mut lowest, mut lowest_untried) = (None::<u16>, None::<u16>);
+    for p in facts {
         if !p.available {
             open += 1;
-            continue;
         }
-        // [POOL-10] a peer waiting out its reconnect backoff is skipped.
-        if !p.usable && !p.can_connect {
+        if eligible(p) {
+            lowest = Some(lowest.map_or(p.priority, |l| l.min(p.priority)));
+            if !p.tried {
+                lowest_untried = Some(lowest_untried.map_or(p.priority, |l| l.min(p.priority)));
+            }
+        }
+    }
+    let group = lowest_untried.or(lowest);
+    let in_group = |p: &PeerFacts| eligible(p) && Some(p.priority) == group;
+    let weighted = facts.iter().any(|p| in_group(p) && p.share > 0);
+    for (i, p) in facts.iter().enumerate() {
+        if !in_group(p) || (weighted && p.share == 0) {
             continue;
         }
         candidates.push(Candidate {
@@ -58,6 +77,7 @@ pub(crate) fn choose_peer<R: Rng + ?Sized>(
             rtt: p.rtt,
             weight: p.weight,
             tried: p.tried,
+            share: u32::from(p.share.max(u16::from(!weighted))),
         });
         index.push(i);
     }
@@ -148,6 +168,8 @@ mod tests {
             rtt: Duration::ZERO,
             weight: 1.0,
             tried: false,
+            priority: 0,
+            share: 1,
         }
     }
 
@@ -193,6 +215,43 @@ mod tests {
             ..peer()
         };
         assert_eq!(choose(&[open, connecting]), Ok(1));
+    }
+
+    #[test]
+    fn the_lowest_priority_with_an_eligible_peer_is_used() {
+        // [POOL-34]
+        let at = |priority: u16, share: u16| PeerFacts {
+            priority,
+            share,
+            ..peer()
+        };
+        let open = PeerFacts {
+            available: false,
+            ..at(0, 1)
+        };
+        // Priority 0 wins while one of its peers is eligible.
+        assert_eq!(choose(&[at(1, 1), open, at(0, 1)]), Ok(2));
+        // Then the next priority.
+        assert_eq!(choose(&[at(2, 1), open, at(1, 1)]), Ok(2));
+        // A retry moves to the next priority when the first is all tried.
+        let tried = PeerFacts {
+            tried: true,
+            ..at(0, 1)
+        };
+        assert_eq!(choose(&[tried, at(1, 1)]), Ok(1));
+        // ... and back to a tried one only when nothing else is left.
+        assert_eq!(choose(&[tried, open]), Ok(0));
+        // Weight 0 only when no other of its priority is eligible.
+        let busy_weighted = PeerFacts {
+            in_flight: 50,
+            ..at(0, 5)
+        };
+        assert_eq!(choose(&[at(0, 0), busy_weighted]), Ok(1));
+        let weighted_open = PeerFacts {
+            available: false,
+            ..at(0, 5)
+        };
+        assert_eq!(choose(&[at(0, 0), weighted_open, at(1, 5)]), Ok(0));
     }
 
     fn rules(per_peer: usize, open: usize, max: usize) -> ConnRules {

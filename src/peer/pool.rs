@@ -26,7 +26,7 @@ use super::now;
 use super::pick::{ConnFacts, ConnRules, Grow, PeerFacts, choose_conn, choose_peer};
 use super::retry::{self, Decision, MIN_ATTEMPT_TIME, RetryContext, Stop};
 use super::select::{Candidate, PeakEwma, Selector, Strategy, ramp_weight};
-use super::source::PeerSource;
+use super::source::{PeerEntry, PeerSet, PeerSource};
 use super::stats::{CallStats, PeerStatus, PoolStats};
 use crate::Error;
 use crate::frame::{ErrorCode, RetryFlags};
@@ -57,6 +57,9 @@ struct Peer {
     times_recovered: u64,
     /// The last active health check's verdict.
     healthy: Option<bool>,
+    /// Its source's rank (DNS SRV priority and weight; 0 and 1 otherwise).
+    priority: u16,
+    share: u16,
 }
 
 struct State {
@@ -212,17 +215,31 @@ impl PeerPool {
     /// Makes the pool's peers exactly `peers`: adds the new ones (ramping up,
     /// unless the pool was empty) and removes the missing ones.
     pub fn set_peers(&self, peers: impl IntoIterator<Item = impl Into<String>>) {
-        let want: Vec<String> = peers
-            .into_iter()
-            .map(|p| p.into().trim().to_string())
-            .filter(|p| !p.is_empty())
+        let set = PeerSet::new(peers.into_iter().map(|p| PeerEntry::new(p)));
+        self.set_peer_set(&set);
+    }
+
+    /// Makes the pool's peers exactly those of `set`, with their priorities
+    /// and weights (POOL-34): adds the new ones (ramping up, unless the pool
+    /// was empty), re-ranks the others, and drains the missing ones: they
+    /// take no new call, and each of their connections closes once the
+    /// pool's calls on it have ended (never mid-call).
+    pub fn set_peer_set(&self, set: &PeerSet) {
+        let want: Vec<PeerEntry> = set
+            .entries()
+            .iter()
+            .map(|e| PeerEntry {
+                addr: e.addr.trim().to_string(),
+                ..e.clone()
+            })
+            .filter(|e| !e.addr.is_empty())
             .collect();
         let t = now();
         let mut st = self.inner.lock();
         let gone: Vec<Arc<str>> = st
             .peers
             .iter()
-            .filter(|p| !want.iter().any(|w| **w == *p.addr))
+            .filter(|p| !want.iter().any(|w| *w.addr == *p.addr))
             .map(|p| p.addr.clone())
             .collect();
         for addr in &gone {
@@ -230,8 +247,12 @@ impl PeerPool {
         }
         let ramp = !st.peers.is_empty();
         let mut added = 0;
-        for addr in want {
-            added += usize::from(self.inner.add(&mut st, t, addr, ramp));
+        for e in want {
+            added += usize::from(self.inner.add(&mut st, t, e.addr.clone(), ramp));
+            if let Some(p) = st.peers.iter_mut().find(|p| *p.addr == *e.addr) {
+                p.priority = e.priority;
+                p.share = e.weight;
+            }
         }
         if added > 0 || !gone.is_empty() {
             tracing::info!(
@@ -270,7 +291,8 @@ impl PeerPool {
     }
 
     /// Follows a peer source: every set it delivers replaces the pool's
-    /// ([`PeerPool::set_peers`]). The task ends with the source or the pool.
+    /// ([`PeerPool::set_peer_set`]). The task ends with the source or the
+    /// pool.
     pub fn follow(&self, mut source: impl PeerSource) -> tokio::task::JoinHandle<()> {
         use futures::StreamExt;
         let weak = Arc::downgrade(&self.inner);
@@ -284,7 +306,7 @@ impl PeerPool {
                 let (Some(list), Some(inner)) = (list, weak.upgrade()) else {
                     return;
                 };
-                PeerPool { inner }.set_peers(list.addrs().map(str::to_owned));
+                PeerPool { inner }.set_peer_set(&list);
             }
         })
     }
@@ -683,6 +705,8 @@ impl Inner {
             times_opened: 0,
             times_recovered: 0,
             healthy: None,
+            priority: 0,
+            share: 1,
         });
         true
     }
@@ -754,6 +778,8 @@ impl Inner {
                 },
                 weight,
                 tried: tried.contains(&p.id),
+                priority: p.priority,
+                share: p.share,
             });
         }
         let i = match (cfg.shard_routing, shard_key) {
@@ -1060,6 +1086,8 @@ impl Peer {
             times_opened: self.times_opened,
             times_recovered: self.times_recovered,
             healthy: self.healthy,
+            priority: self.priority,
+            weight: self.share,
         }
     }
 }

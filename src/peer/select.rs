@@ -53,6 +53,11 @@ pub struct Candidate {
     pub weight: f64,
     /// The current call already tried this peer.
     pub tried: bool,
+    /// Relative share of the calls (a DNS SRV weight): the two candidates of
+    /// power of two choices (and of peak EWMA) are drawn in proportion to
+    /// it. When every candidate has the same share they are drawn
+    /// uniformly; the other strategies ignore it.
+    pub share: u32,
 }
 
 impl Candidate {
@@ -63,6 +68,7 @@ impl Candidate {
             rtt: Duration::ZERO,
             weight: 1.0,
             tried: false,
+            share: 1,
         }
     }
 }
@@ -125,8 +131,10 @@ impl Selector {
         };
         // 3. The strategy.
         match self.strategy {
-            Strategy::PowerOfTwoChoices => p2c(pool, rng, |i| candidates[i].in_flight as f64),
-            Strategy::PeakEwma => p2c(pool, rng, |i| {
+            Strategy::PowerOfTwoChoices => {
+                p2c(pool, candidates, rng, |i| candidates[i].in_flight as f64)
+            }
+            Strategy::PeakEwma => p2c(pool, candidates, rng, |i| {
                 let c = &candidates[i];
                 c.rtt.as_nanos() as f64 * (c.in_flight as f64 + 1.0)
             }),
@@ -153,24 +161,63 @@ impl Selector {
 }
 
 /// Power of two choices over `pool` (indices into the candidates): tower's
-/// `p2c_ready_index`.
-fn p2c<R: Rng + ?Sized>(pool: &[usize], rng: &mut R, load: impl Fn(usize) -> f64) -> Option<usize> {
-    match pool.len() {
-        0 => None,
-        1 => Some(pool[0]),
+/// `p2c_ready_index`, with the two drawn in proportion to their shares when
+/// these differ (DNS SRV weights).
+fn p2c<R: Rng + ?Sized>(
+    pool: &[usize],
+    candidates: &[Candidate],
+    rng: &mut R,
+    load: impl Fn(usize) -> f64,
+) -> Option<usize> {
+    let (a, b) = match pool.len() {
+        0 => return None,
+        1 => return Some(pool[0]),
         n => {
-            let a = rng.random_range(0..n);
-            let mut b = rng.random_range(0..n - 1);
-            if b >= a {
-                b += 1;
+            let first = candidates[pool[0]].share;
+            if pool.iter().all(|&i| candidates[i].share == first) {
+                let a = rng.random_range(0..n);
+                let mut b = rng.random_range(0..n - 1);
+                if b >= a {
+                    b += 1;
+                }
+                (pool[a], pool[b])
+            } else {
+                let a = weighted_draw(pool, candidates, None, rng);
+                let b = weighted_draw(pool, candidates, Some(a), rng);
+                (a, b)
             }
-            let (a, b) = (pool[a], pool[b]);
-            let (la, lb) = (load(a), load(b));
-            let chosen = if lb < la { b } else { a };
-            tracing::trace!(a, la, b, lb, chosen, "p2c");
-            Some(chosen)
         }
+    };
+    let (la, lb) = (load(a), load(b));
+    let chosen = if lb < la { b } else { a };
+    tracing::trace!(a, la, b, lb, chosen, "p2c");
+    Some(chosen)
+}
+
+/// One candidate of `pool` (not `except`) drawn with probability
+/// proportional to its share. `pool` has at least two entries, and shares of
+/// zero count as zero unless all the others are zero too.
+fn weighted_draw<R: Rng + ?Sized>(
+    pool: &[usize],
+    candidates: &[Candidate],
+    except: Option<usize>,
+    rng: &mut R,
+) -> usize {
+    let others = || pool.iter().copied().filter(|&i| Some(i) != except);
+    let total: u64 = others().map(|i| u64::from(candidates[i].share)).sum();
+    if total == 0 {
+        let n = others().count();
+        return others().nth(rng.random_range(0..n)).unwrap_or(pool[0]);
     }
+    let mut r = rng.random_range(0..total);
+    for i in others() {
+        let s = u64::from(candidates[i].share);
+        if r < s {
+            return i;
+        }
+        r -= s;
+    }
+    pool[0]
 }
 
 /// The share of its normal load a peer may take `now`: rises linearly from
@@ -281,6 +328,30 @@ mod tests {
         // Equal loads spread evenly.
         let c = counts(&mut s, &loads(&[1, 1, 1, 1]), 4000);
         assert!(c.iter().all(|&n| (850..1150).contains(&n)), "{c:?}");
+    }
+
+    #[test]
+    fn p2c_draws_in_proportion_to_share() {
+        // [POOL-34] at equal loads the first drawn wins, so the picks follow
+        // the shares.
+        let mut s = Selector::new(Strategy::PowerOfTwoChoices);
+        let mut c = loads(&[0, 0, 0]);
+        c[0].share = 1;
+        c[1].share = 1;
+        c[2].share = 2;
+        let n = counts(&mut s, &c, 8000);
+        assert!((1800..2200).contains(&n[0]), "{n:?}");
+        assert!((1800..2200).contains(&n[1]), "{n:?}");
+        assert!((3700..4300).contains(&n[2]), "{n:?}");
+        // A share of zero is drawn only as the second of two when it must
+        // be: with equal loads it never wins.
+        c[2].share = 0;
+        let n = counts(&mut s, &c, 4000);
+        assert_eq!(n[2], 0, "{n:?}");
+        // Load still decides between the two drawn.
+        let mut c = loads(&[0, 10]);
+        c[1].share = 100;
+        assert_eq!(counts(&mut s, &c, 100), [100, 0]);
     }
 
     #[test]

@@ -136,6 +136,95 @@ impl Stream for StaticPeers {
     }
 }
 
+/// The union of several sources: each time one of them delivers, the
+/// entries of the last set of each, in the order the sources were added
+/// (an address in two sets keeps the first one's rank). A source that has
+/// not delivered yet counts as empty; the union ends when all of them have.
+///
+/// ```
+/// use tchan::peer::{PeerFile, StaticPeers, UnionPeers};
+///
+/// let peers = UnionPeers::new()
+///     .with(StaticPeers::new(["10.0.0.1:4040"]))
+///     .with(PeerFile::new("/etc/tchan/peers.json"));
+/// # drop(peers);
+/// ```
+#[derive(Default)]
+pub struct UnionPeers {
+    sources: Vec<Member>,
+}
+
+struct Member {
+    stream: BoxStream<'static, PeerSet>,
+    last: Option<PeerSet>,
+    done: bool,
+}
+
+impl std::fmt::Debug for UnionPeers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnionPeers")
+            .field("sources", &self.sources.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UnionPeers {
+    /// No source yet.
+    pub fn new() -> UnionPeers {
+        UnionPeers::default()
+    }
+
+    /// Adds a source.
+    pub fn with(mut self, source: impl PeerSource) -> UnionPeers {
+        self.sources.push(Member {
+            stream: source.boxed(),
+            last: None,
+            done: false,
+        });
+        self
+    }
+
+    fn merged(&self) -> PeerSet {
+        PeerSet::new(
+            self.sources
+                .iter()
+                .filter_map(|m| m.last.as_ref())
+                .flat_map(|s| s.entries().iter().cloned()),
+        )
+    }
+}
+
+impl Stream for UnionPeers {
+    type Item = PeerSet;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<PeerSet>> {
+        let this = self.get_mut();
+        let mut changed = false;
+        for m in this.sources.iter_mut().filter(|m| !m.done) {
+            loop {
+                match m.stream.poll_next_unpin(cx) {
+                    Poll::Ready(Some(set)) => {
+                        m.last = Some(set);
+                        changed = true;
+                    }
+                    Poll::Ready(None) => {
+                        m.done = true;
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+        }
+        if changed {
+            Poll::Ready(Some(this.merged()))
+        } else if this.sources.iter().all(|m| m.done) {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
 /// A file of peers, re-read every `interval`; a new set is delivered when
 /// its contents change.
 ///

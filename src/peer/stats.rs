@@ -71,4 +71,9 @@ pub struct PeerStatus {
     /// The last active health check's verdict (`None`: none yet, or checks
     /// are off); `Some(false)` keeps the peer out of selection.
     pub healthy: Option<bool>,
+    /// Its source's priority (lower is preferred; 0 unless a source such as
+    /// DNS SRV gave one).
+    pub priority: u16,
+    /// Its source's weight within its priority (1 unless a source gave one).
+    pub weight: u16,
 }

@@ -881,6 +881,7 @@ impl RelayCore {
                     1.0
                 },
                 tried: tried.contains(i),
+                share: 1,
             });
         }
         let chosen = self

@@ -1,0 +1,571 @@
+//! Peers from DNS (feature `dns`): the A/AAAA records of a name with a fixed
+//! port, or the SRV records of `_service._proto.name` (POOL-33).
+//!
+//! [`DnsResolver`] looks a [`DnsQuery`] up once ([`DnsResolver::lookup`]) or
+//! follows it ([`DnsResolver::watch`]): a [`PeerSource`](super::PeerSource)
+//! that looks again when the answer's TTL runs out (kept between a floor and
+//! a ceiling), keeps the last good list while lookups fail, and reports an
+//! empty answer only once it has stayed empty for a grace period. SRV
+//! priorities and weights travel with the peers ([`PeerEntry`]); the pool
+//! uses them (POOL-34).
+//!
+//! The resolver is hickory-resolver, with the system's configuration
+//! (`/etc/resolv.conf`) unless a nameserver is given.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::stream::{BoxStream, Stream, StreamExt};
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    LookupIpStrategy, NameServerConfigGroup, ResolveHosts, ResolverConfig,
+};
+use hickory_resolver::name_server::TokioConnectionProvider;
+
+use super::now;
+use super::source::{PeerEntry, PeerSet};
+
+/// What to look up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DnsQuery {
+    /// The A and AAAA records of `name`; every address is a peer on `port`.
+    Host {
+        /// The name.
+        name: String,
+        /// The port every peer listens on.
+        port: u16,
+    },
+    /// The SRV records of `name` (`_service._proto.name`): each target's
+    /// addresses on the record's port, with its priority and weight.
+    Srv {
+        /// The name, `_service._proto.domain`.
+        name: String,
+    },
+}
+
+impl DnsQuery {
+    /// The A/AAAA records of `name`, peers on `port`.
+    pub fn host(name: impl Into<String>, port: u16) -> DnsQuery {
+        DnsQuery::Host {
+            name: name.into(),
+            port,
+        }
+    }
+
+    /// The SRV records of `name`.
+    pub fn srv(name: impl Into<String>) -> DnsQuery {
+        DnsQuery::Srv { name: name.into() }
+    }
+
+    /// Parses `NAME:PORT` (the CLI's `--peer-dns`).
+    pub fn parse_host(text: &str) -> Result<DnsQuery, String> {
+        let (name, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{text:?} is not NAME:PORT"))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| format!("{text:?}: {port:?} is not a port"))?;
+        if name.is_empty() {
+            return Err(format!("{text:?} has no name"));
+        }
+        Ok(DnsQuery::host(name, port))
+    }
+
+    /// Parses `_service._proto.name` (the CLI's `--peer-srv`).
+    pub fn parse_srv(text: &str) -> Result<DnsQuery, String> {
+        let mut labels = text.split('.');
+        let ok = matches!(
+            (labels.next(), labels.next(), labels.next()),
+            (Some(s), Some(p), Some(d)) if s.len() > 1 && s.starts_with('_')
+                && p.len() > 1 && p.starts_with('_') && !d.is_empty()
+        );
+        if !ok {
+            return Err(format!("{text:?} is not _service._proto.name"));
+        }
+        Ok(DnsQuery::srv(text))
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            DnsQuery::Host { name, .. } | DnsQuery::Srv { name } => name,
+        }
+    }
+}
+
+impl fmt::Display for DnsQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DnsQuery::Host { name, port } => write!(f, "A/AAAA {name} (port {port})"),
+            DnsQuery::Srv { name } => write!(f, "SRV {name}"),
+        }
+    }
+}
+
+/// Options of a [`DnsResolver`]; every one has a default.
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    nameserver: Option<SocketAddr>,
+    ttl_floor: Duration,
+    ttl_ceiling: Duration,
+    empty_grace: Duration,
+    lookup_timeout: Duration,
+}
+
+impl Default for DnsConfig {
+    fn default() -> DnsConfig {
+        DnsConfig {
+            nameserver: None,
+            ttl_floor: Duration::from_secs(5),
+            ttl_ceiling: Duration::from_secs(300),
+            empty_grace: Duration::from_secs(30),
+            lookup_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl DnsConfig {
+    /// The nameserver asked (UDP, then TCP for a truncated answer). Default
+    /// none: the system's configuration.
+    pub fn nameserver(&self) -> Option<SocketAddr> {
+        self.nameserver
+    }
+
+    /// Asks this nameserver only, instead of the system's.
+    pub fn set_nameserver(&mut self, value: Option<SocketAddr>) -> &mut Self {
+        self.nameserver = value;
+        self
+    }
+
+    /// The shortest time between two lookups of a name, whatever the TTL.
+    /// Default 5 s.
+    pub fn ttl_floor(&self) -> Duration {
+        self.ttl_floor
+    }
+
+    /// Sets [`DnsConfig::ttl_floor`] (and raises the ceiling to it if needed).
+    pub fn set_ttl_floor(&mut self, value: Duration) -> &mut Self {
+        self.ttl_floor = value;
+        self.ttl_ceiling = self.ttl_ceiling.max(value);
+        self
+    }
+
+    /// The longest time between two lookups of a name, whatever the TTL.
+    /// Default 300 s.
+    pub fn ttl_ceiling(&self) -> Duration {
+        self.ttl_ceiling
+    }
+
+    /// Sets [`DnsConfig::ttl_ceiling`] (and lowers the floor to it if needed).
+    pub fn set_ttl_ceiling(&mut self, value: Duration) -> &mut Self {
+        self.ttl_ceiling = value;
+        self.ttl_floor = self.ttl_floor.min(value);
+        self
+    }
+
+    /// How long an answer with no peer must last before a watch delivers
+    /// the empty set (until then the last list stays). Default 30 s.
+    pub fn empty_grace(&self) -> Duration {
+        self.empty_grace
+    }
+
+    /// Sets [`DnsConfig::empty_grace`].
+    pub fn set_empty_grace(&mut self, value: Duration) -> &mut Self {
+        self.empty_grace = value;
+        self
+    }
+
+    /// The longest one lookup may take, SRV targets included. Default 5 s.
+    pub fn lookup_timeout(&self) -> Duration {
+        self.lookup_timeout
+    }
+
+    /// Sets [`DnsConfig::lookup_timeout`] (at least 1 ms).
+    pub fn set_lookup_timeout(&mut self, value: Duration) -> &mut Self {
+        self.lookup_timeout = value.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The wait before the next lookup, for an answer with this TTL.
+    fn refresh_after(&self, ttl: Duration) -> Duration {
+        ttl.clamp(self.ttl_floor, self.ttl_ceiling)
+    }
+}
+
+/// Why a lookup gave no peer list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DnsError {
+    /// The resolver could not be set up (for example, no usable
+    /// `/etc/resolv.conf`).
+    #[error("cannot set up the DNS resolver: {0}")]
+    Config(String),
+    /// The name exists with no such records, or does not exist.
+    #[error("DNS lookup of {query} via {via}: no records")]
+    NoRecords {
+        /// The query, as text.
+        query: String,
+        /// The nameserver asked.
+        via: String,
+    },
+    /// No answer in time.
+    #[error("DNS lookup of {query} via {via}: no answer within {timeout:?}")]
+    Timeout {
+        /// The query, as text.
+        query: String,
+        /// The nameserver asked.
+        via: String,
+        /// The time allowed.
+        timeout: Duration,
+    },
+    /// Any other failure (server failure, refused, unreachable...).
+    #[error("DNS lookup of {query} via {via}: {message}")]
+    Failed {
+        /// The query, as text.
+        query: String,
+        /// The nameserver asked.
+        via: String,
+        /// The resolver's reason.
+        message: String,
+    },
+}
+
+/// One lookup's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DnsAnswer {
+    /// The peers found; may be empty (SRV records whose targets have no
+    /// address, or a target of `.`).
+    pub peers: PeerSet,
+    /// The smallest TTL among the records used.
+    pub ttl: Duration,
+}
+
+/// A DNS resolver for peer lists. Cheap to clone; clones share the resolver.
+#[derive(Clone)]
+pub struct DnsResolver {
+    inner: Arc<ResolverInner>,
+}
+
+struct ResolverInner {
+    resolver: TokioResolver,
+    config: DnsConfig,
+    /// The nameserver, for messages.
+    via: String,
+}
+
+impl fmt::Debug for DnsResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DnsResolver")
+            .field("via", &self.inner.via)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DnsResolver {
+    /// A resolver with these options. Fails when the system's configuration
+    /// is needed and cannot be read.
+    pub fn new(config: DnsConfig) -> Result<DnsResolver, DnsError> {
+        let provider = TokioConnectionProvider::default();
+        let (mut builder, via) = match config.nameserver {
+            Some(addr) => {
+                let group = NameServerConfigGroup::from_ips_clear(&[addr.ip()], addr.port(), true);
+                let cfg = ResolverConfig::from_parts(None, Vec::new(), group);
+                (
+                    TokioResolver::builder_with_config(cfg, provider),
+                    addr.to_string(),
+                )
+            }
+            None => (
+                TokioResolver::builder(provider).map_err(|e| DnsError::Config(e.to_string()))?,
+                "the system's resolver".to_owned(),
+            ),
+        };
+        let opts = builder.options_mut();
+        // Every lookup asks the server: the refresh follows the TTL itself.
+        opts.cache_size = 0;
+        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        opts.timeout = config.lookup_timeout;
+        opts.attempts = 1;
+        if config.nameserver.is_some() {
+            // An explicit server answers for every name: no /etc/hosts.
+            opts.use_hosts_file = ResolveHosts::Never;
+        }
+        Ok(DnsResolver {
+            inner: Arc::new(ResolverInner {
+                resolver: builder.build(),
+                config,
+                via,
+            }),
+        })
+    }
+
+    /// The options.
+    pub fn config(&self) -> &DnsConfig {
+        &self.inner.config
+    }
+
+    /// Looks `query` up once, within [`DnsConfig::lookup_timeout`]. For SRV,
+    /// each target's addresses are looked up too (through the same
+    /// nameserver); a target that has none is left out.
+    pub async fn lookup(&self, query: &DnsQuery) -> Result<DnsAnswer, DnsError> {
+        let timeout = self.inner.config.lookup_timeout;
+        match tokio::time::timeout(timeout, self.lookup_inner(query)).await {
+            Ok(r) => r,
+            Err(_) => Err(DnsError::Timeout {
+                query: query.to_string(),
+                via: self.inner.via.clone(),
+                timeout,
+            }),
+        }
+    }
+
+    /// Follows `query`: a [`PeerSource`](super::PeerSource) for
+    /// [`PeerPool::follow`](super::PeerPool::follow).
+    pub fn watch(&self, query: DnsQuery) -> DnsPeers {
+        DnsPeers {
+            stream: watch(self.clone(), query),
+        }
+    }
+
+    fn error(&self, query: &DnsQuery, e: &hickory_resolver::ResolveError) -> DnsError {
+        if e.is_no_records_found() {
+            DnsError::NoRecords {
+                query: query.to_string(),
+                via: self.inner.via.clone(),
+            }
+        } else {
+            DnsError::Failed {
+                query: query.to_string(),
+                via: self.inner.via.clone(),
+                message: e.to_string(),
+            }
+        }
+    }
+
+    /// With an explicit nameserver every name is absolute (no search list).
+    fn fqdn(&self, name: &str) -> String {
+        if self.inner.config.nameserver.is_some() && !name.ends_with('.') {
+            format!("{name}.")
+        } else {
+            name.to_owned()
+        }
+    }
+
+    async fn lookup_ips(
+        &self,
+        name: &str,
+    ) -> Result<(Vec<IpAddr>, u32), hickory_resolver::ResolveError> {
+        let found = self.inner.resolver.lookup_ip(self.fqdn(name)).await?;
+        let ttl = found
+            .as_lookup()
+            .records()
+            .iter()
+            .map(|r| r.ttl())
+            .min()
+            .unwrap_or(0);
+        let mut ips: Vec<IpAddr> = found.iter().collect();
+        ips.sort();
+        ips.dedup();
+        Ok((ips, ttl))
+    }
+
+    async fn lookup_inner(&self, query: &DnsQuery) -> Result<DnsAnswer, DnsError> {
+        match query {
+            DnsQuery::Host { name, port } => {
+                let (ips, ttl) = self
+                    .lookup_ips(name)
+                    .await
+                    .map_err(|e| self.error(query, &e))?;
+                Ok(DnsAnswer {
+                    peers: PeerSet::new(
+                        ips.into_iter()
+                            .map(|ip| PeerEntry::new(SocketAddr::new(ip, *port).to_string())),
+                    ),
+                    ttl: Duration::from_secs(u64::from(ttl)),
+                })
+            }
+            DnsQuery::Srv { name } => {
+                let srv = self
+                    .inner
+                    .resolver
+                    .srv_lookup(self.fqdn(name))
+                    .await
+                    .map_err(|e| self.error(query, &e))?;
+                let mut ttl = srv
+                    .as_lookup()
+                    .records()
+                    .iter()
+                    .map(|r| r.ttl())
+                    .min()
+                    .unwrap_or(0);
+                let mut records: Vec<_> = srv
+                    .iter()
+                    .map(|r| (r.priority(), r.weight(), r.port(), r.target().to_ascii()))
+                    .collect();
+                records.sort();
+                let mut entries = Vec::new();
+                for (priority, weight, port, target) in records {
+                    // A target of "." says the service is not offered there.
+                    if target == "." || target.is_empty() {
+                        continue;
+                    }
+                    match self.lookup_ips(&target).await {
+                        Ok((ips, t)) => {
+                            ttl = ttl.min(t);
+                            entries.extend(ips.into_iter().map(|ip| {
+                                PeerEntry::new(SocketAddr::new(ip, port).to_string())
+                                    .ranked(priority, weight)
+                            }));
+                        }
+                        Err(e) => {
+                            tracing::debug!(
+                                target: "tchan::peer",
+                                query = %query,
+                                srv_target = %target,
+                                error = %e,
+                                "an SRV target has no address; left out"
+                            );
+                        }
+                    }
+                }
+                Ok(DnsAnswer {
+                    peers: PeerSet::new(entries),
+                    ttl: Duration::from_secs(u64::from(ttl)),
+                })
+            }
+        }
+    }
+}
+
+/// A DNS name followed as a [`PeerSource`](super::PeerSource)
+/// ([`DnsResolver::watch`]).
+///
+/// - The first lookup's result is delivered at once, even an empty one.
+/// - After that a new set is delivered when the answer changes. The next
+///   lookup is due when the answer's TTL runs out, kept between
+///   [`DnsConfig::ttl_floor`] and [`DnsConfig::ttl_ceiling`].
+/// - A lookup that fails (timeout, server failure, unreachable server)
+///   keeps the last list; it is logged (a `tracing` warning, once until a
+///   lookup succeeds again) and counted (the metric
+///   `tchan_peer_dns_lookup_failures_total`, labelled `query`, with the
+///   `metrics` feature). The next try is after the floor.
+/// - An answer with no peer (no records, no such name, or SRV targets with
+///   no address) keeps the last list until it has stayed empty for
+///   [`DnsConfig::empty_grace`]; then the empty set is delivered.
+///
+/// The stream never ends.
+pub struct DnsPeers {
+    stream: BoxStream<'static, PeerSet>,
+}
+
+impl fmt::Debug for DnsPeers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DnsPeers").finish_non_exhaustive()
+    }
+}
+
+impl Stream for DnsPeers {
+    type Item = PeerSet;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<PeerSet>> {
+        self.get_mut().stream.poll_next_unpin(cx)
+    }
+}
+
+struct Watch {
+    resolver: DnsResolver,
+    query: DnsQuery,
+    /// The set delivered last (`None` before the first delivery).
+    last: Option<PeerSet>,
+    /// Since when answers have been empty while `last` is not.
+    empty_since: Option<std::time::Instant>,
+    /// The wait before the next lookup (`None`: look up now).
+    wait: Option<Duration>,
+    warned: bool,
+}
+
+fn watch(resolver: DnsResolver, query: DnsQuery) -> BoxStream<'static, PeerSet> {
+    let w = Watch {
+        resolver,
+        query,
+        last: None,
+        empty_since: None,
+        wait: None,
+        warned: false,
+    };
+    futures::stream::unfold(w, |mut w| async move {
+        loop {
+            if let Some(d) = w.wait.take() {
+                tokio::time::sleep(d).await;
+            }
+            let cfg = w.resolver.config().clone();
+            let answer = w.resolver.lookup(&w.query).await;
+            let t = now();
+            let set = match answer {
+                Ok(a) => {
+                    w.wait = Some(cfg.refresh_after(a.ttl));
+                    w.note_success();
+                    a.peers
+                }
+                Err(DnsError::NoRecords { .. }) => {
+                    w.wait = Some(cfg.ttl_floor);
+                    w.note_success();
+                    PeerSet::default()
+                }
+                Err(e) => {
+                    w.wait = Some(cfg.ttl_floor);
+                    w.note_failure(&e);
+                    if w.last.is_some() {
+                        continue;
+                    }
+                    // Nothing known yet: the pool has no peer from here
+                    // either way; say so at once.
+                    PeerSet::default()
+                }
+            };
+            if set.is_empty() && w.last.as_ref().is_some_and(|l| !l.is_empty()) {
+                // [POOL-33] empty only after the grace period.
+                let since = *w.empty_since.get_or_insert(t);
+                if t.saturating_duration_since(since) < cfg.empty_grace {
+                    continue;
+                }
+            } else {
+                w.empty_since = None;
+            }
+            if w.last.as_ref() != Some(&set) {
+                w.last = Some(set.clone());
+                return Some((set, w));
+            }
+        }
+    })
+    .boxed()
+}
+
+impl Watch {
+    fn note_success(&mut self) {
+        self.warned = false;
+    }
+
+    fn note_failure(&mut self, e: &DnsError) {
+        #[cfg(feature = "metrics")]
+        metrics::counter!(
+            "tchan_peer_dns_lookup_failures_total",
+            "query" => self.query.to_string()
+        )
+        .increment(1);
+        if !std::mem::replace(&mut self.warned, true) {
+            tracing::warn!(
+                target: "tchan::peer",
+                query = %self.query,
+                name = self.query.name(),
+                error = %e,
+                "DNS lookup failed; keeping the last peer list"
+            );
+        }
+    }
+}
