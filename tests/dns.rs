@@ -109,6 +109,17 @@ async fn a_records_give_one_peer_per_address_on_the_fixed_port() {
             .iter()
             .all(|e| e.priority == 0 && e.weight == 1)
     );
+    // At most max_peers from one answer.
+    let many: Vec<Ipv4Addr> = (1..=5).map(|i| Ipv4Addr::new(10, 0, 1, i)).collect();
+    server.set_a("many.test", &many, 30);
+    let capped = resolver(&server, |c| {
+        c.set_max_peers(3);
+    });
+    let a = capped
+        .lookup(&DnsQuery::host("many.test", 1))
+        .await
+        .unwrap();
+    assert_eq!(a.peers.len(), 3);
     // A name with no records, and one that does not exist.
     server.set_srv("only-srv.test", &[(0, 1, 1, "svc.test")], 30);
     for name in ["only-srv.test", "nope.test"] {

@@ -461,6 +461,24 @@ impl TransportHeaders {
         }
     }
 
+    /// These headers plus `key: value`, in one new buffer; still known to
+    /// follow the spec's rules when these were and `key` is a valid key
+    /// not among them (so sending need not check them again).
+    pub(crate) fn with_pair(
+        &self,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<TransportHeaders, EncodeError> {
+        let mut h = self.clone();
+        h.push(key, value)?;
+        h.checked = self.checked
+            && !key.is_empty()
+            && key.len() <= MAX_TRANSPORT_HEADER_KEY_LEN
+            && !Self::key_among(&self.raw, key)
+            && h.count <= MAX_TRANSPORT_HEADERS;
+        Ok(h)
+    }
+
     /// Headers over `raw` that are known to follow the spec's rules.
     pub(crate) fn from_checked(raw: Bytes, count: usize) -> TransportHeaders {
         Headers {

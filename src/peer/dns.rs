@@ -113,6 +113,7 @@ pub struct DnsConfig {
     ttl_ceiling: Duration,
     empty_grace: Duration,
     lookup_timeout: Duration,
+    max_peers: usize,
 }
 
 impl Default for DnsConfig {
@@ -123,6 +124,7 @@ impl Default for DnsConfig {
             ttl_ceiling: Duration::from_secs(300),
             empty_grace: Duration::from_secs(30),
             lookup_timeout: Duration::from_secs(5),
+            max_peers: 1000,
         }
     }
 }
@@ -186,6 +188,19 @@ impl DnsConfig {
     /// Sets [`DnsConfig::lookup_timeout`] (at least 1 ms).
     pub fn set_lookup_timeout(&mut self, value: Duration) -> &mut Self {
         self.lookup_timeout = value.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The most peers one answer gives (A/AAAA addresses, or SRV records in
+    /// priority order, each target's addresses counted): the rest are left
+    /// out, and a warning is logged. Default 1000.
+    pub fn max_peers(&self) -> usize {
+        self.max_peers
+    }
+
+    /// Sets [`DnsConfig::max_peers`] (at least 1).
+    pub fn set_max_peers(&mut self, value: usize) -> &mut Self {
+        self.max_peers = value.max(1);
         self
     }
 
@@ -375,19 +390,18 @@ impl DnsResolver {
     }
 
     async fn lookup_inner(&self, query: &DnsQuery) -> Result<DnsAnswer, DnsError> {
-        match query {
+        let max = self.inner.config.max_peers;
+        let (mut entries, ttl) = match query {
             DnsQuery::Host { name, port } => {
                 let (ips, ttl) = self
                     .lookup_ips(name)
                     .await
                     .map_err(|e| self.error(query, &e))?;
-                Ok(DnsAnswer {
-                    peers: PeerSet::new(
-                        ips.into_iter()
-                            .map(|ip| PeerEntry::new(SocketAddr::new(ip, *port).to_string())),
-                    ),
-                    ttl: Duration::from_secs(u64::from(ttl)),
-                })
+                let entries: Vec<PeerEntry> = ips
+                    .into_iter()
+                    .map(|ip| PeerEntry::new(SocketAddr::new(ip, *port).to_string()))
+                    .collect();
+                (entries, ttl)
             }
             DnsQuery::Srv { name } => {
                 let srv = self
@@ -406,39 +420,66 @@ impl DnsResolver {
                 let mut records: Vec<_> = srv
                     .iter()
                     .map(|r| (r.priority(), r.weight(), r.port(), r.target().to_ascii()))
+                    // A target of "." says the service is not offered there.
+                    .filter(|(.., target)| target != "." && !target.is_empty())
                     .collect();
                 records.sort();
-                let mut entries = Vec::new();
-                for (priority, weight, port, target) in records {
-                    // A target of "." says the service is not offered there.
-                    if target == "." || target.is_empty() {
-                        continue;
-                    }
-                    match self.lookup_ips(&target).await {
+                records.truncate(max);
+                // Each distinct target once, a few at a time.
+                let mut targets: Vec<String> = records.iter().map(|r| r.3.clone()).collect();
+                targets.sort();
+                targets.dedup();
+                let found: Vec<_> = futures::stream::iter(targets)
+                    .map(|t| async move {
+                        let r = self.lookup_ips(&t).await;
+                        (t, r)
+                    })
+                    .buffer_unordered(16)
+                    .collect()
+                    .await;
+                let mut addrs: std::collections::HashMap<String, Vec<IpAddr>> =
+                    std::collections::HashMap::new();
+                for (target, r) in found {
+                    match r {
                         Ok((ips, t)) => {
                             ttl = ttl.min(t);
-                            entries.extend(ips.into_iter().map(|ip| {
-                                PeerEntry::new(SocketAddr::new(ip, port).to_string())
-                                    .ranked(priority, weight)
-                            }));
+                            addrs.insert(target, ips);
                         }
-                        Err(e) => {
-                            tracing::debug!(
-                                target: "tchan::peer",
-                                query = %query,
-                                srv_target = %target,
-                                error = %e,
-                                "an SRV target has no address; left out"
-                            );
-                        }
+                        Err(e) => tracing::debug!(
+                            target: "tchan::peer",
+                            query = %query,
+                            srv_target = %target,
+                            error = %e,
+                            "an SRV target has no address; left out"
+                        ),
                     }
                 }
-                Ok(DnsAnswer {
-                    peers: PeerSet::new(entries),
-                    ttl: Duration::from_secs(u64::from(ttl)),
-                })
+                let mut entries = Vec::new();
+                for (priority, weight, port, target) in records {
+                    for ip in addrs.get(&target).into_iter().flatten() {
+                        entries.push(
+                            PeerEntry::new(SocketAddr::new(*ip, port).to_string())
+                                .ranked(priority, weight),
+                        );
+                    }
+                }
+                (entries, ttl)
             }
+        };
+        if entries.len() > max {
+            tracing::warn!(
+                target: "tchan::peer",
+                query = %query,
+                found = entries.len(),
+                max,
+                "the DNS answer has more peers than max_peers; the rest are left out"
+            );
+            entries.truncate(max);
         }
+        Ok(DnsAnswer {
+            peers: PeerSet::new(entries),
+            ttl: Duration::from_secs(u64::from(ttl)),
+        })
     }
 }
 

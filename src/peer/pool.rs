@@ -683,11 +683,11 @@ impl Inner {
     }
 
     fn add(&self, st: &mut State, t: Instant, addr: String, ramp: bool) -> bool {
-        st.ring = None;
         let addr = addr.trim();
         if addr.is_empty() || st.peers.iter().any(|p| *p.addr == *addr) {
             return false;
         }
+        st.ring = None;
         let id = st.next_id;
         st.next_id += 1;
         let cfg = &self.config;
@@ -712,10 +712,10 @@ impl Inner {
     }
 
     fn remove(st: &mut State, addr: &str) -> bool {
-        st.ring = None;
         let Some(i) = st.peers.iter().position(|p| *p.addr == *addr) else {
             return false;
         };
+        st.ring = None;
         let peer = st.peers.remove(i);
         for c in peer.conns {
             if c.in_flight == 0 && c.client.calls_in_flight().0 == 0 {
@@ -1121,29 +1121,26 @@ fn shard_owner(
     key: &[u8],
 ) -> Result<usize, Error> {
     if st.ring.is_none() {
+        // Built from the peers in order, so ring index = peer index.
         st.ring = Some(super::ring::HashRing::new(
             st.peers.iter().map(|p| p.addr.to_string()),
         ));
     }
-    let (peers, facts) = (&st.peers, &st.facts);
-    let ok = |addr: &str| {
-        peers
-            .iter()
-            .position(|p| &*p.addr == addr)
-            .is_some_and(|i| {
-                let f = &facts[i];
-                f.available && (f.usable || f.can_connect) && !f.tried
-            })
+    let facts = &st.facts;
+    let ok = |i: usize| {
+        facts
+            .get(i)
+            .is_some_and(|f| f.available && (f.usable || f.can_connect) && !f.tried)
     };
     let ring = st
         .ring
         .as_ref()
         .ok_or_else(|| Error::new(ErrorCode::DECLINED, "no peers"))?;
     let chosen = match mode {
-        super::config::ShardRouting::Strict => ring.lookup(key).filter(|a| ok(a)),
-        _ => ring.lookup_where(key, ok),
+        super::config::ShardRouting::Strict => ring.lookup_index(key).filter(|&i| ok(i)),
+        _ => ring.lookup_index_where(key, ok),
     };
-    let addr = chosen.ok_or_else(|| {
+    chosen.ok_or_else(|| {
         Error::new(
             ErrorCode::DECLINED,
             format!(
@@ -1151,11 +1148,7 @@ fn shard_owner(
                 String::from_utf8_lossy(key)
             ),
         )
-    })?;
-    peers
-        .iter()
-        .position(|p| &*p.addr == addr)
-        .ok_or_else(|| Error::new(ErrorCode::DECLINED, "the shard key's peer is gone"))
+    })
 }
 
 /// Asks each connected peer `Meta::health` (TRAFFIC) every `interval`

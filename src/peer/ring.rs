@@ -118,6 +118,18 @@ impl HashRing {
     /// The first peer for `key` in ring order that `ok` accepts (the owner
     /// when it is available), without allocating.
     pub fn lookup_where(&self, key: &[u8], mut ok: impl FnMut(&str) -> bool) -> Option<&str> {
+        let i = self.lookup_index_where(key, |i| ok(&self.peers[i]))?;
+        Some(&self.peers[i])
+    }
+
+    /// [`HashRing::lookup_where`] by index into [`HashRing::peers`] (the
+    /// order the peers were first given): what the pool uses, with no string
+    /// comparison.
+    pub(crate) fn lookup_index_where(
+        &self,
+        key: &[u8],
+        mut ok: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
         if self.points.is_empty() {
             return None;
         }
@@ -131,12 +143,19 @@ impl HashRing {
                 }
                 tried |= 1 << p;
             }
-            let a = self.peers[p as usize].as_str();
-            if ok(a) {
-                return Some(a);
+            if ok(p as usize) {
+                return Some(p as usize);
             }
         }
         None
+    }
+
+    /// The owner's index into [`HashRing::peers`], `None` on an empty ring.
+    pub(crate) fn lookup_index(&self, key: &[u8]) -> Option<usize> {
+        if self.points.is_empty() {
+            return None;
+        }
+        Some(self.points[self.start(key)].1 as usize)
     }
 
     /// The ring checksum as ringpop computes it: `Fingerprint32` of the

@@ -136,10 +136,12 @@ impl Stream for StaticPeers {
     }
 }
 
-/// The union of several sources: each time one of them delivers, the
-/// entries of the last set of each, in the order the sources were added
-/// (an address in two sets keeps the first one's rank). A source that has
-/// not delivered yet counts as empty; the union ends when all of them have.
+/// The union of several sources: the entries of the last set of each, in
+/// the order the sources were added (an address in two sets keeps the first
+/// one's rank). The first union is delivered once every source has
+/// delivered (so that a pool does not drop, then take back, the peers of a
+/// slower source), then one each time a source delivers. A source that ends
+/// keeps its last set; the union ends when all of them have ended.
 ///
 /// ```
 /// use tchan::peer::{PeerFile, StaticPeers, UnionPeers};
@@ -152,6 +154,8 @@ impl Stream for StaticPeers {
 #[derive(Default)]
 pub struct UnionPeers {
     sources: Vec<Member>,
+    /// The first union has been delivered.
+    started: bool,
 }
 
 struct Member {
@@ -215,7 +219,9 @@ impl Stream for UnionPeers {
                 }
             }
         }
-        if changed {
+        let ready = this.sources.iter().all(|m| m.last.is_some() || m.done);
+        if ready && (changed || !this.started) && this.sources.iter().any(|m| m.last.is_some()) {
+            this.started = true;
             Poll::Ready(Some(this.merged()))
         } else if this.sources.iter().all(|m| m.done) {
             Poll::Ready(None)
@@ -372,6 +378,40 @@ pub fn parse_peer_list(text: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_union_waits_for_every_source_then_follows_each() {
+        // [POOL-33]
+        use futures::FutureExt;
+        let (tx, rx) = futures::channel::mpsc::unbounded::<PeerSet>();
+        let mut u = UnionPeers::new()
+            .with(StaticPeers::new(["a:1", "b:2"]))
+            .with(rx);
+        assert!(
+            u.next().now_or_never().is_none(),
+            "delivered before the second source"
+        );
+        tx.unbounded_send(PeerSet::new([
+            PeerEntry::new("b:2").ranked(3, 4),
+            PeerEntry::new("c:3").ranked(1, 0),
+        ]))
+        .unwrap();
+        let set = u.next().now_or_never().flatten().unwrap();
+        // b:2 keeps the first source's rank.
+        assert_eq!(
+            set.entries(),
+            [
+                PeerEntry::new("a:1"),
+                PeerEntry::new("b:2"),
+                PeerEntry::new("c:3").ranked(1, 0)
+            ]
+        );
+        tx.unbounded_send(PeerSet::default()).unwrap();
+        let set = u.next().now_or_never().flatten().unwrap();
+        assert_eq!(set.addrs().collect::<Vec<_>>(), ["a:1", "b:2"]);
+        drop(tx);
+        assert_eq!(u.next().now_or_never(), Some(None));
+    }
 
     #[test]
     fn both_formats() {

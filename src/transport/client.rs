@@ -35,12 +35,15 @@ use crate::proto::{PeerInfo, RequestHead};
 ///
 /// The options most calls leave alone live in a shared box made only when
 /// one is set, so that a request stays small (it is moved several times per
-/// call) and copies of it (a retry's) cost no allocation.
+/// call) and copies of it (a retry's) cost no allocation. The shard key is
+/// kept apart, shared: a sharded call given an `Arc<str>` key allocates
+/// nothing for it.
 #[derive(Debug, Clone)]
 pub struct CallOptions {
     timeout: Duration,
     checksum: ChecksumType,
     scheme: ArgScheme,
+    shard_key: Option<Arc<str>>,
     extra: Option<Arc<Extra>>,
 }
 
@@ -48,7 +51,6 @@ pub struct CallOptions {
 struct Extra {
     headers: TransportHeaders,
     routing_delegate: Option<String>,
-    shard_key: Option<String>,
     retry_flags: Option<RetryFlags>,
     caller: Option<String>,
     tracing: Option<Tracing>,
@@ -60,6 +62,7 @@ impl Default for CallOptions {
             timeout: Duration::from_secs(1),
             checksum: ChecksumType::CRC32C,
             scheme: ArgScheme::Raw,
+            shard_key: None,
             extra: None,
         }
     }
@@ -141,12 +144,14 @@ impl CallOptions {
 
     /// The shard key (`sk`).
     pub fn shard_key(&self) -> Option<&str> {
-        self.extra.as_ref()?.shard_key.as_deref()
+        self.shard_key.as_deref()
     }
 
-    /// Sets [`CallOptions::shard_key`].
-    pub fn set_shard_key(&mut self, sk: impl Into<String>) -> &mut Self {
-        self.extra().shard_key = Some(sk.into());
+    /// Sets [`CallOptions::shard_key`]: a `&str`, a `String`, or an
+    /// `Arc<str>` (shared, not copied: a caller with a fixed set of keys
+    /// allocates nothing per call for them).
+    pub fn set_shard_key(&mut self, sk: impl Into<Arc<str>>) -> &mut Self {
+        self.shard_key = Some(sk.into());
         self
     }
 
@@ -185,14 +190,11 @@ impl CallOptions {
         self
     }
 
-    /// True when the call sends only `cn` and `as` (its header set can be
-    /// reused across calls).
-    fn plain(&self) -> bool {
+    /// True when the call sends `cn`, `as` and at most `sk`: the set cached
+    /// per route, plus one pair for a sharded call.
+    fn plain_but_shard_key(&self) -> bool {
         self.extra.as_ref().is_none_or(|e| {
-            e.retry_flags.is_none()
-                && e.routing_delegate.is_none()
-                && e.shard_key.is_none()
-                && e.headers.is_empty()
+            e.retry_flags.is_none() && e.routing_delegate.is_none() && e.headers.is_empty()
         })
     }
 }
@@ -279,8 +281,8 @@ impl CallRequest {
         self
     }
 
-    /// Sets the shard key (`sk`).
-    pub fn shard_key(mut self, sk: impl Into<String>) -> CallRequest {
+    /// Sets the shard key (`sk`; [`CallOptions::set_shard_key`]).
+    pub fn shard_key(mut self, sk: impl Into<Arc<str>>) -> CallRequest {
         self.options.set_shard_key(sk);
         self
     }
@@ -681,8 +683,8 @@ impl Client {
         deadline: Instant,
     ) -> Result<(RequestHead, Option<Arc<CallMetrics>>), Error> {
         let caller: &str = o.caller().unwrap_or(&self.caller);
-        let (headers, metrics) = if o.plain() {
-            match st.routes.find(service, method, caller, &o.scheme) {
+        let (headers, metrics) = if o.plain_but_shard_key() {
+            let (mut headers, metrics) = match st.routes.find(service, method, caller, &o.scheme) {
                 Some(i) => {
                     let r = &st.routes.routes[i];
                     (r.headers.clone(), r.metrics.clone())
@@ -702,7 +704,14 @@ impl Client {
                     });
                     (headers, metrics)
                 }
+            };
+            if let Some(sk) = o.shard_key() {
+                // The cached `cn`/`as` plus `sk`: one buffer.
+                headers = headers
+                    .with_pair(b"sk", sk.as_bytes())
+                    .map_err(|e| Error::new(ErrorCode::BAD_REQUEST, e.to_string()))?;
             }
+            (headers, metrics)
         } else {
             let mut pairs: Vec<(&str, &str)> = vec![("cn", caller), ("as", o.scheme.as_str())];
             if let Some(re) = o.retry_flags() {

@@ -8,6 +8,7 @@ use clap::Args;
 
 use tchan::Error;
 use tchan::frame::ChecksumType;
+use tchan::peer::{PeerFile, PeerSet, StaticPeers, UnionPeers};
 
 use crate::loadgen;
 use crate::{Target, cores, exit_for, resolve_target, usage_for};
@@ -46,6 +47,11 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object on stdout instead of the summary.
     #[arg(long)]
     json: bool,
+    /// Give every call a shard key, one of key-0 .. key-(N-1) drawn
+    /// uniformly at random; with several peers it goes to the key's owner on
+    /// a ringpop-compatible hash ring of them.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    shard_keys: usize,
 }
 
 pub(crate) fn seconds(s: f64, what: &str) -> Result<Duration, ExitCode> {
@@ -77,8 +83,14 @@ pub(crate) fn bench(a: BenchArgs) -> ExitCode {
         Ok(t) => t,
         Err(code) => return code,
     };
+    let (peers, follow) = match with_sources(&a.to, peers) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let config = loadgen::LoadConfig {
         peers,
+        follow,
+        shard_keys: a.shard_keys,
         max_retries: a.retries,
         service,
         method,
@@ -109,6 +121,50 @@ pub(crate) fn bench(a: BenchArgs) -> ExitCode {
 }
 
 /// Runs the load with a live progress line on stderr when it is a terminal.
+/// The peers at the start (the static ones, then DNS's first answers), and,
+/// with --peer-file or DNS, what each pool follows afterwards: the union of
+/// the --peer list, the file and the DNS watches. No peer at all: exit 7.
+fn with_sources(
+    to: &crate::Target,
+    peers: Vec<String>,
+) -> Result<(PeerSet, Option<loadgen::SourceFactory>), ExitCode> {
+    let dns = crate::discover::from_target("bench", to, Duration::from_secs(5))?;
+    if dns.is_none() && to.peer_file.is_none() {
+        return Ok((PeerSet::from(peers), None));
+    }
+    let mut set = PeerSet::from(peers);
+    if let Some(dns) = &dns {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| usage_for("bench", format!("cannot start a runtime: {e}")))?;
+        let (found, problems) = rt.block_on(dns.lookup_all());
+        set = PeerSet::new(set.entries().iter().chain(found.entries()).cloned());
+        if set.is_empty() {
+            eprintln!("tchan bench: no peer: {}", problems.join("; "));
+            return Err(ExitCode::from(7));
+        }
+        for p in &problems {
+            eprintln!("tchan bench: {p}");
+        }
+    }
+    let flags = to.peers.clone();
+    let file = to.peer_file.clone();
+    let make = move || {
+        let mut u = UnionPeers::new().with(StaticPeers::new(flags.clone()));
+        if let Some(path) = &file {
+            u = u.with(PeerFile::new(path.clone()));
+        }
+        if let Some(dns) = &dns {
+            for w in dns.watches() {
+                u = u.with(w);
+            }
+        }
+        u
+    };
+    Ok((set, Some(std::sync::Arc::new(make))))
+}
+
 pub(crate) fn run_load(config: &loadgen::LoadConfig) -> Result<loadgen::Report, Error> {
     use std::io::IsTerminal;
     use std::sync::atomic::Ordering;
@@ -176,7 +232,7 @@ fn round2(x: f64) -> serde_json::Value {
 pub(crate) fn print_summary(c: &loadgen::LoadConfig, r: &loadgen::Report) {
     println!(
         "tchan bench: {} {} {}, {} B arg3, {} connection(s), {} in flight, {} thread(s), {:.1} s measured after {:.1} s warm-up",
-        c.peers.join(","),
+        c.peers.addrs().collect::<Vec<_>>().join(","),
         c.service,
         c.method,
         c.size,
@@ -186,6 +242,9 @@ pub(crate) fn print_summary(c: &loadgen::LoadConfig, r: &loadgen::Report) {
         c.duration.as_secs_f64(),
         c.warmup.as_secs_f64()
     );
+    if c.shard_keys > 0 {
+        println!("shard keys   {}", c.shard_keys);
+    }
     println!("calls        {}", r.calls);
     println!("errors       {}", r.errors);
     println!("retries      {}", r.retries);

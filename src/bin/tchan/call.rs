@@ -71,6 +71,26 @@ pub(crate) struct CallArgs {
     verbose: bool,
 }
 
+/// The peers of `static_peers` and, with --peer-dns/--peer-srv, those DNS
+/// gives within `within`. No peer at all: exit 7, naming the lookups.
+pub(crate) async fn with_dns(
+    to: &crate::Target,
+    static_peers: Vec<String>,
+    within: Duration,
+) -> Result<tchan::peer::PeerSet, ExitCode> {
+    let mut set = tchan::peer::PeerSet::from(static_peers);
+    let Some(dns) = crate::discover::from_target("call", to, within)? else {
+        return Ok(set);
+    };
+    let (found, problems) = dns.lookup_all().await;
+    set = tchan::peer::PeerSet::new(set.entries().iter().chain(found.entries()).cloned());
+    if set.is_empty() {
+        eprintln!("tchan call: no peer: {}", problems.join("; "));
+        return Err(ExitCode::from(7));
+    }
+    Ok(set)
+}
+
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("tchan call: {msg}");
     ExitCode::from(EXIT_LOCAL)
@@ -161,7 +181,15 @@ pub(crate) async fn call(a: CallArgs) -> ExitCode {
     if let Err(e) = tchan::frame::TransportHeaders::strict(check) {
         return usage(format!("bad --header: {e}"));
     }
-    let pool = tchan::peer::PeerPool::new(Channel::new(a.caller.clone()), peers.clone(), {
+    // [POOL-33] DNS peers: one lookup, within the call's timeout.
+    let started = std::time::Instant::now();
+    let peers = match with_dns(&a.to, peers, Duration::from_millis(timeout)).await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let left = Duration::from_millis(timeout).saturating_sub(started.elapsed());
+    req.options.set_timeout(left.max(Duration::from_millis(1)));
+    let pool = tchan::peer::PeerPool::new(Channel::new(a.caller.clone()), Vec::<String>::new(), {
         let mut c = tchan::peer::PoolConfig::default();
         c.set_max_retries(a.retries);
         // [POOL-31] with several peers, a shard key goes to its owner.
@@ -170,6 +198,7 @@ pub(crate) async fn call(a: CallArgs) -> ExitCode {
         }
         c
     });
+    pool.set_peer_set(&peers);
     if let Some(path) = &a.to.peer_file {
         pool.follow(tchan::peer::PeerFile::new(path.clone()));
     }
@@ -359,12 +388,22 @@ mod health {
             Ok(t) => t,
             Err(code) => return code,
         };
-        let timeout = Duration::from_millis(a.timeout.unwrap_or(1000));
-        let pool = tchan::peer::PeerPool::new(Channel::new(a.caller.clone()), peers, {
-            let mut c = tchan::peer::PoolConfig::default();
-            c.set_max_retries(a.retries);
-            c
-        });
+        let mut timeout = Duration::from_millis(a.timeout.unwrap_or(1000));
+        let started = std::time::Instant::now();
+        let peers = match super::with_dns(&a.to, peers, timeout).await {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
+        timeout = timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1));
+        let pool =
+            tchan::peer::PeerPool::new(Channel::new(a.caller.clone()), Vec::<String>::new(), {
+                let mut c = tchan::peer::PoolConfig::default();
+                c.set_max_retries(a.retries);
+                c
+            });
+        pool.set_peer_set(&peers);
         let req = CallRequest::new(service, "Meta::health")
             .scheme(ArgScheme::Thrift)
             .caller(a.caller.clone())

@@ -61,7 +61,9 @@ pub(crate) fn demo(a: DemoArgs) -> ExitCode {
     let mut results = Vec::new();
     for concurrency in [1usize, 64] {
         let config = loadgen::LoadConfig {
-            peers: vec![addr.to_string()],
+            peers: tchan::peer::PeerSet::from(vec![addr.to_string()]),
+            follow: None,
+            shard_keys: 0,
             max_retries: 2,
             service: "demo".into(),
             method: "echo".into(),

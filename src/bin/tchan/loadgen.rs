@@ -14,16 +14,27 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 use tchan::frame::{ChecksumType, ErrorCode};
-use tchan::peer::{PeerPool, PoolConfig};
+use tchan::peer::{PeerPool, PeerSet, PoolConfig, ShardRouting, UnionPeers};
 use tchan::{CallRequest, Channel};
 
+/// Makes the peer source each thread's pool follows.
+pub type SourceFactory = Arc<dyn Fn() -> UnionPeers + Send + Sync>;
+
 /// What to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LoadConfig {
-    /// Peers, `host:port` each.
-    pub peers: Vec<String>,
+    /// Peers at the start, with their ranks.
+    pub peers: PeerSet,
+    /// What each pool follows afterwards (a peer file, DNS), if anything.
+    pub follow: Option<SourceFactory>,
+    /// With N > 0, every call has a shard key, one of `key-0` ..
+    /// `key-(N-1)` drawn uniformly, and goes to its owner on the ring when
+    /// there are several peers.
+    pub shard_keys: usize,
     /// Retries per call at most (the pool's budget also applies).
     pub max_retries: u32,
     /// Service to call.
@@ -126,7 +137,7 @@ pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, tchan
     let threads = config.threads.max(1).min(config.connections.max(1));
     let concurrency = config.concurrency.max(1);
     // Fail fast, before any thread starts, when no peer answers at all.
-    let reachable = config.peers.iter().any(|p| {
+    let reachable = config.peers.addrs().any(|p| {
         use std::net::ToSocketAddrs;
         p.to_socket_addrs()
             .ok()
@@ -138,18 +149,27 @@ pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, tchan
     if !reachable {
         return Err(tchan::Error::new(
             ErrorCode::NETWORK,
-            format!("cannot connect to any of {:?}", config.peers),
+            format!(
+                "cannot connect to any of {:?}",
+                config.peers.addrs().collect::<Vec<_>>()
+            ),
         ));
     }
     let start = Instant::now();
     let measure_from = start + config.warmup;
     let end = measure_from + config.duration;
     let per_thread_conns = config.connections.max(1).div_ceil(threads);
+    // One shared set of keys (no allocation per call for them, and a small
+    // working set).
+    let keys: Arc<[Arc<str>]> = (0..config.shard_keys)
+        .map(|i| Arc::from(format!("key-{i}")))
+        .collect();
     let mut joins = Vec::new();
     for t in 0..threads {
         let workers = (t..concurrency).step_by(threads).count();
         let config = config.clone();
         let progress = progress.clone();
+        let keys = keys.clone();
         joins.push(std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -157,17 +177,28 @@ pub fn run(config: &LoadConfig, progress: Arc<Progress>) -> Result<Report, tchan
                 .ok()?;
             rt.block_on(async move {
                 let pool =
-                    PeerPool::new(Channel::new(config.caller.clone()), config.peers.clone(), {
+                    PeerPool::new(Channel::new(config.caller.clone()), Vec::<String>::new(), {
                         let mut c = PoolConfig::default();
                         c.set_max_retries(config.max_retries);
                         c.set_connections_per_peer(per_thread_conns).expect("valid");
+                        // [POOL-31] shard keys go to their owners.
+                        if config.shard_keys > 0
+                            && (config.peers.len() > 1 || config.follow.is_some())
+                        {
+                            c.set_shard_routing(Some(ShardRouting::NextOnRing));
+                        }
                         c
                     });
+                pool.set_peer_set(&config.peers);
+                if let Some(make) = &config.follow {
+                    pool.follow(make());
+                }
                 let payload = Bytes::from(vec![0x5a; config.size]);
                 let tasks = (0..workers).map(|_| {
                     worker(
                         pool.clone(),
                         config.clone(),
+                        keys.clone(),
                         payload.clone(),
                         measure_from,
                         end,
@@ -244,6 +275,7 @@ fn new_hist() -> Histogram<u64> {
 async fn worker(
     pool: PeerPool,
     config: LoadConfig,
+    keys: Arc<[Arc<str>]>,
     payload: Bytes,
     measure_from: Instant,
     end: Instant,
@@ -254,15 +286,19 @@ async fn worker(
     let mut retries = 0u64;
     let service = Bytes::from(config.service.clone().into_bytes());
     let method = Bytes::from(config.method.clone().into_bytes());
+    let mut rng = SmallRng::from_rng(&mut rand::rng());
     loop {
         let t0 = Instant::now();
         if t0 >= end {
             break;
         }
-        let req = CallRequest::new(service.clone(), method.clone())
+        let mut req = CallRequest::new(service.clone(), method.clone())
             .arg3(payload.clone())
             .checksum(config.checksum)
             .timeout(config.timeout);
+        if !keys.is_empty() {
+            req = req.shard_key(keys[rng.random_range(0..keys.len())].clone());
+        }
         let (r, stats) = pool.call_counting(req).await;
         let t1 = Instant::now();
         if t0 < measure_from || t1 > end {

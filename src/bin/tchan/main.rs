@@ -1,4 +1,4 @@
-//! The `tchan` command line: serve, relay, call, bench, demo and decode.
+//! The `tchan` command line: serve, relay, call, bench, demo, ring and decode.
 //!
 //! One file per subcommand; `loadgen` is the load generator behind `bench`
 //! and `demo`, `inspect` the decoder behind `decode`.
@@ -11,10 +11,12 @@ mod bench;
 mod call;
 mod decode;
 mod demo;
+mod discover;
 mod inspect;
 mod loadgen;
 mod prom;
 mod relay;
+mod ring;
 mod serve;
 
 use std::io::{self, Read};
@@ -52,7 +54,7 @@ Exit status:
 #[command(
     name = "tchan",
     version,
-    about = "TChannel RPC tools: serve, relay, call, bench, demo, decode"
+    about = "TChannel RPC tools: serve, relay, call, bench, demo, ring, decode"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -83,6 +85,16 @@ enum Command {
     /// Start a demo server and a bench against it on loopback, and explain
     /// the figures.
     Demo(demo::DemoArgs),
+    /// Print each key's owner on a ringpop-compatible hash ring of the peers:
+    /// `KEY<TAB>OWNER` a line, in the order given (with --n N, N owners in
+    /// ring order).
+    ///
+    /// Exit status: 0; 125 for no peers, no keys, --n below 1 or an
+    /// unreadable peer file.
+    #[command(
+        override_usage = "tchan ring [--peer HOST:PORT]... [--peer-file F] [--n N] [--] KEY..."
+    )]
+    Ring(ring::RingArgs),
     /// Decode a captured TChannel byte stream into one JSON object per line.
     ///
     /// Exit status: 0 when every byte was decoded (messages still open at the
@@ -104,15 +116,42 @@ enum Command {
 #[derive(Args)]
 pub(crate) struct Target {
     /// [PEER] SERVICE METHOD: the peer (HOST:PORT) may instead be given with
-    /// --peer (repeatable) or --peer-file, but not both ways.
+    /// --peer (repeatable), --peer-file, --peer-dns or --peer-srv (all of
+    /// them together: their union), but not both ways.
     #[arg(value_names = ["PEER", "SERVICE", "METHOD"], num_args = 1..=3, required = true)]
     target: Vec<String>,
     /// A peer, HOST:PORT; repeat for several (calls go through the peer pool).
     #[arg(long = "peer", value_name = "HOST:PORT")]
     peers: Vec<String>,
-    /// A file with one HOST:PORT a line (# comments allowed), re-read when it changes.
+    /// A file with one HOST:PORT a line (# comments allowed), or a JSON array
+    /// of "HOST:PORT" strings, re-read when it changes.
     #[arg(long)]
     peer_file: Option<PathBuf>,
+    /// Peers from the A/AAAA records of NAME, each on PORT; repeatable.
+    /// `call` looks up once within its --timeout; `bench` follows the records
+    /// by their TTL.
+    #[arg(long = "peer-dns", value_name = "NAME:PORT")]
+    peer_dns: Vec<String>,
+    /// Peers from the SRV records of _svc._tcp.NAME (port, priority and weight
+    /// from each record); repeatable.
+    #[arg(long = "peer-srv", value_name = "_svc._tcp.NAME")]
+    peer_srv: Vec<String>,
+    /// The DNS server for --peer-dns and --peer-srv (and the SRV targets'
+    /// addresses), instead of the system's resolver configuration.
+    #[arg(long = "dns-server", value_name = "HOST:PORT")]
+    dns_server: Option<String>,
+}
+
+impl Target {
+    /// Peers are given by DNS flags.
+    pub(crate) fn has_dns(&self) -> bool {
+        !self.peer_dns.is_empty() || !self.peer_srv.is_empty()
+    }
+
+    /// Peers are given by flags rather than as PEER.
+    fn flagged(&self) -> bool {
+        !self.peers.is_empty() || self.peer_file.is_some() || self.has_dns()
+    }
 }
 
 fn main() -> ExitCode {
@@ -134,6 +173,7 @@ fn main() -> ExitCode {
         Command::Call(args) => run_current_thread(call::call(*args)),
         Command::Bench(args) => bench::bench(args),
         Command::Demo(args) => demo::demo(args),
+        Command::Ring(args) => ring::ring(args),
     }
 }
 
@@ -196,27 +236,31 @@ pub(crate) fn read_input(path: &std::path::Path) -> io::Result<Vec<u8>> {
 
 /// The peers, service and method from `[PEER] SERVICE METHOD`, `--peer` and
 /// `--peer-file`; a usage error when the peer is given both ways or not at all.
+/// With --peer-dns or --peer-srv the list may be empty (DNS adds to it).
 pub(crate) fn resolve_target(
     cmd: &str,
     to: &Target,
 ) -> Result<(Vec<String>, String, String), ExitCode> {
     let (target, peers, peer_file) = (&to.target[..], &to.peers[..], &to.peer_file);
-    let flagged = !peers.is_empty() || peer_file.is_some();
+    let flagged = to.flagged();
     let (list, service, method) = match (target, flagged) {
         ([peer, service, method], false) => (vec![peer.clone()], service, method),
         ([_, _, _], true) => {
             return Err(usage_for(
                 cmd,
-                "give the peer as PEER or with --peer/--peer-file, not both",
+                "give the peer as PEER or with --peer/--peer-file/--peer-dns/--peer-srv, not both",
             ));
         }
         ([service, method], true) => (peers.to_vec(), service, method),
         ([_, _], false) => {
-            return Err(usage_for(cmd, "no peer: give PEER, --peer or --peer-file"));
+            return Err(usage_for(
+                cmd,
+                "no peer: give PEER, --peer, --peer-file, --peer-dns or --peer-srv",
+            ));
         }
         _ => return Err(usage_for(cmd, "expected [PEER] SERVICE METHOD")),
     };
-    let list = with_peer_file(cmd, list, peer_file)?;
+    let list = with_peer_file(cmd, list, peer_file, to.has_dns())?;
     Ok((list, service.clone(), method.clone()))
 }
 
@@ -227,11 +271,16 @@ pub(crate) fn resolve_service_target(
     to: &Target,
 ) -> Result<(Vec<String>, String), ExitCode> {
     let (target, peers, peer_file) = (&to.target[..], &to.peers[..], &to.peer_file);
-    let flagged = !peers.is_empty() || peer_file.is_some();
+    let flagged = to.flagged();
     let (list, service) = match (target, flagged) {
         ([peer, service], false) => (vec![peer.clone()], service),
         ([service], true) => (peers.to_vec(), service),
-        ([_], false) => return Err(usage_for(cmd, "no peer: give PEER, --peer or --peer-file")),
+        ([_], false) => {
+            return Err(usage_for(
+                cmd,
+                "no peer: give PEER, --peer, --peer-file, --peer-dns or --peer-srv",
+            ));
+        }
         _ => {
             return Err(usage_for(
                 cmd,
@@ -239,7 +288,7 @@ pub(crate) fn resolve_service_target(
             ));
         }
     };
-    let list = with_peer_file(cmd, list, peer_file)?;
+    let list = with_peer_file(cmd, list, peer_file, to.has_dns())?;
     Ok((list, service.clone()))
 }
 
@@ -247,6 +296,7 @@ fn with_peer_file(
     cmd: &str,
     mut list: Vec<String>,
     peer_file: &Option<PathBuf>,
+    dns: bool,
 ) -> Result<Vec<String>, ExitCode> {
     if let Some(path) = peer_file {
         match tchan::peer::PeerFile::read(path) {
@@ -259,7 +309,7 @@ fn with_peer_file(
             }
         }
     }
-    if list.is_empty() {
+    if list.is_empty() && !dns {
         return Err(usage_for(cmd, "the peer list is empty"));
     }
     Ok(list)
