@@ -64,6 +64,8 @@ static GLOBAL: Counting = Counting;
 enum Via {
     Client(tchan::Client),
     Pool(tchan::peer::PeerPool),
+    /// Through a pool routing by shard key, each call with one of these keys.
+    Sharded(tchan::peer::PeerPool, std::sync::Arc<[std::sync::Arc<str>]>),
 }
 
 impl Via {
@@ -72,6 +74,12 @@ impl Via {
         let r = match self {
             Via::Client(c) => c.call(req).await,
             Via::Pool(p) => p.call(req).await,
+            Via::Sharded(p, keys) => {
+                static NEXT: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let i = NEXT.fetch_add(1, Ordering::Relaxed) % keys.len();
+                p.call(req.shard_key(keys[i].clone())).await
+            }
         };
         r.expect("call").arg3
     }
@@ -120,6 +128,15 @@ fn a_round_trip_allocates_at_most_twice_in_steady_state() {
             [addr.to_string()],
             tchan::peer::PoolConfig::default(),
         );
+        let mut config = tchan::peer::PoolConfig::default();
+        config.set_shard_routing(Some(tchan::peer::ShardRouting::NextOnRing));
+        let sharded = tchan::peer::PeerPool::new(
+            Channel::new("sharded-client"),
+            [addr.to_string()],
+            config,
+        );
+        let keys: std::sync::Arc<[std::sync::Arc<str>]> =
+            (0..100).map(|i| std::sync::Arc::from(format!("key-{i}"))).collect();
         for conc in [1, 64] {
             let direct = allocs_per_call(&Via::Client(client.clone()), conc, 10_000).await;
             println!("{conc} in flight: {direct:.3} allocations per round trip");
@@ -132,6 +149,14 @@ fn a_round_trip_allocates_at_most_twice_in_steady_state() {
             assert!(
                 pooled <= direct + 0.02,
                 "{conc} in flight: the pool adds allocations ({pooled:.3} vs {direct:.3})"
+            );
+            // [POOL-31] a sharded call adds one: its header list (the cached
+            // cn/as plus sk). The ring lookup and the shared key add none.
+            let sharded = allocs_per_call(&Via::Sharded(sharded.clone(), keys.clone()), conc, 10_000).await;
+            println!("{conc} in flight, by shard key: {sharded:.3}");
+            assert!(
+                sharded <= direct + 1.02,
+                "{conc} in flight: a sharded call adds more than its header list ({sharded:.3} vs {direct:.3})"
             );
         }
     });

@@ -764,6 +764,34 @@ mod tests {
     }
 
     #[test]
+    fn with_pair_appends_and_stays_checked_only_when_it_may() {
+        // [HDR-4]
+        let base = TransportHeaders::strict([("cn", "c"), ("as", "raw")]).unwrap();
+        let h = base.with_pair(b"sk", b"user-1").unwrap();
+        assert!(h.checked);
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [
+                (&b"cn"[..], &b"c"[..]),
+                (&b"as"[..], &b"raw"[..]),
+                (&b"sk"[..], &b"user-1"[..])
+            ]
+        );
+        assert_eq!(base.len(), 2, "the original is unchanged");
+        // A duplicate key, or one too long, is caught by validation.
+        let dup = base.with_pair(b"cn", b"again").unwrap();
+        assert!(!dup.checked);
+        assert!(matches!(
+            dup.validate(),
+            Err(HeaderViolation::DuplicateKey(_))
+        ));
+        let long = base.with_pair(&[b'k'; 17], b"v").unwrap();
+        assert!(long.validate().is_err());
+        // A value over 255 bytes does not fit its length prefix.
+        assert!(base.with_pair(b"sk", &[b'x'; 256]).is_err());
+    }
+
+    #[test]
     fn a_value_that_runs_past_the_frame_is_an_error_at_its_offset() {
         let payload = Bytes::from_static(b"\x01\x03cid\x05hi");
         let mut r = Reader::new(&payload, FrameType::CALL_REQ);

@@ -259,7 +259,21 @@ pub struct DnsAnswer {
     pub ttl: Duration,
 }
 
-/// A DNS resolver for peer lists. Cheap to clone; clones share the resolver.
+/// A DNS resolver for peer lists. Cheap to clone; clones share the resolver
+/// (whose sockets belong to the tokio runtime that first uses it).
+///
+/// ```no_run
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// use tchan::Channel;
+/// use tchan::peer::{DnsConfig, DnsQuery, DnsResolver, PeerPool, PoolConfig};
+///
+/// let mut config = DnsConfig::default();
+/// config.set_nameserver(Some("127.0.0.1:5353".parse()?));
+/// let dns = DnsResolver::new(config)?;
+/// let pool = PeerPool::new(Channel::new("caller"), Vec::<String>::new(), PoolConfig::default());
+/// pool.follow(dns.watch(DnsQuery::srv("_svc._tcp.fleet.example")));
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct DnsResolver {
     inner: Arc<ResolverInner>,
