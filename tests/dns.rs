@@ -66,6 +66,35 @@ fn snapshotter() -> &'static Snapshotter {
     })
 }
 
+/// A tracing writer that keeps what it is given.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl Log {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Log {
+    type Writer = Log;
+
+    fn make_writer(&'a self) -> Log {
+        self.clone()
+    }
+}
+
 /// Lookup failures counted for `query` so far (a snapshot drains the
 /// recorder's counters: they are summed here).
 fn failures(query: &str) -> u64 {
@@ -218,7 +247,7 @@ async fn lookups_follow_the_ttl_between_the_floor_and_the_ceiling() {
 }
 
 #[tokio::test]
-async fn a_failed_lookup_keeps_the_last_list_and_is_counted() {
+async fn a_failed_lookup_keeps_the_last_list_and_is_logged_and_counted() {
     // [POOL-33]
     let mut server = DnsServer::start().await;
     server.set_a("flaky.test", &[Ipv4Addr::new(10, 0, 0, 1)], 0);
@@ -231,6 +260,15 @@ async fn a_failed_lookup_keeps_the_last_list_and_is_counted() {
     let mut w = r.watch(q);
     let limit = Duration::from_secs(5);
     assert_eq!(addrs(&next(&mut w, limit).await), ["10.0.0.1:9"]);
+    // The warning goes to the tracing subscriber of this (the runtime's)
+    // thread.
+    let log = Log::default();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(log.clone())
+            .with_ansi(false)
+            .finish(),
+    );
     server.stop().await;
     let before = failures(&label);
     // Lookups fail (and are counted); the list stays: nothing is delivered.
@@ -240,6 +278,15 @@ async fn a_failed_lookup_keeps_the_last_list_and_is_counted() {
     });
     until(limit, || failures(&label) >= before + 3).await;
     assert!(!stream.is_finished(), "a failed lookup delivered a set");
+    let text = log.text();
+    assert!(
+        text.contains("DNS lookup failed; keeping the last peer list")
+            && text.contains("flaky.test")
+            && text.contains("WARN"),
+        "{text}"
+    );
+    // Once until a lookup succeeds again, not once per failure.
+    assert_eq!(text.matches("DNS lookup failed").count(), 1, "{text}");
     // Back, with a change: the watch picks it up.
     server.set_a("flaky.test", &[Ipv4Addr::new(10, 0, 0, 2)], 0);
     server.restart().await;

@@ -4,14 +4,14 @@
 
 #![allow(dead_code)]
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hickory_server::ServerFuture;
 use hickory_server::authority::MessageResponseBuilder;
 use hickory_server::proto::op::{Header, ResponseCode};
-use hickory_server::proto::rr::rdata::{A, SRV};
+use hickory_server::proto::rr::rdata::{A, AAAA, SRV};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 
@@ -121,6 +121,20 @@ impl DnsServer {
             records.push((
                 n.clone(),
                 Record::from_rdata(owner.clone(), ttl, RData::A(A(*ip))),
+            ));
+        }
+    }
+
+    /// Replaces the AAAA records of `name`.
+    pub fn set_aaaa(&self, name: &str, ips: &[Ipv6Addr], ttl: u32) {
+        let n = absolute(name);
+        let owner = Name::from_ascii(&n).unwrap();
+        let mut records = self.zone.records.lock().unwrap();
+        records.retain(|(k, r)| !(*k == n && r.record_type() == RecordType::AAAA));
+        for ip in ips {
+            records.push((
+                n.clone(),
+                Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(*ip))),
             ));
         }
     }
