@@ -66,6 +66,23 @@ fn snapshotter() -> &'static Snapshotter {
     })
 }
 
+/// What the tests' tracing events say: a global subscriber (a scoped one
+/// misses events when another thread registers the same callsite first).
+fn log() -> &'static Log {
+    static LOG: OnceLock<Log> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Log::default();
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::fmt()
+                .with_writer(log.clone())
+                .with_ansi(false)
+                .finish(),
+        )
+        .expect("the only subscriber of this test binary");
+        log
+    })
+}
+
 /// A tracing writer that keeps what it is given.
 #[derive(Clone, Default)]
 struct Log(Arc<Mutex<Vec<u8>>>);
@@ -186,7 +203,9 @@ async fn a_watch_follows_records_added_and_removed() {
     assert_eq!(addrs(&next(&mut w, limit).await), ["10.0.0.3:7"]);
     // An unchanged answer delivers nothing new, however often it is asked.
     let asked = server.queries("grow.test", RecordType::A).len();
+    let end = Instant::now() + limit;
     while server.queries("grow.test", RecordType::A).len() < asked + 3 {
+        assert!(Instant::now() < end, "no new lookups");
         let got = tokio::time::timeout(Duration::from_millis(100), w.next()).await;
         assert!(got.is_err(), "{got:?}");
     }
@@ -260,15 +279,7 @@ async fn a_failed_lookup_keeps_the_last_list_and_is_logged_and_counted() {
     let mut w = r.watch(q);
     let limit = Duration::from_secs(5);
     assert_eq!(addrs(&next(&mut w, limit).await), ["10.0.0.1:9"]);
-    // The warning goes to the tracing subscriber of this (the runtime's)
-    // thread.
-    let log = Log::default();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_writer(log.clone())
-            .with_ansi(false)
-            .finish(),
-    );
+    let log = log();
     server.stop().await;
     let before = failures(&label);
     // Lookups fail (and are counted); the list stays: nothing is delivered.
@@ -278,20 +289,92 @@ async fn a_failed_lookup_keeps_the_last_list_and_is_logged_and_counted() {
     });
     until(limit, || failures(&label) >= before + 3).await;
     assert!(!stream.is_finished(), "a failed lookup delivered a set");
-    let text = log.text();
-    assert!(
-        text.contains("DNS lookup failed; keeping the last peer list")
-            && text.contains("flaky.test")
-            && text.contains("WARN"),
-        "{text}"
-    );
+    let text: Vec<String> = log
+        .text()
+        .lines()
+        .filter(|l| l.contains("flaky.test"))
+        .map(str::to_owned)
+        .collect();
     // Once until a lookup succeeds again, not once per failure.
-    assert_eq!(text.matches("DNS lookup failed").count(), 1, "{text}");
+    assert_eq!(text.len(), 1, "{text:?}");
+    assert!(
+        text[0].contains("DNS lookup failed; keeping the last peer list")
+            && text[0].contains("WARN"),
+        "{text:?}"
+    );
     // Back, with a change: the watch picks it up.
     server.set_a("flaky.test", &[Ipv4Addr::new(10, 0, 0, 2)], 0);
     server.restart().await;
     let (_w, got) = tokio::time::timeout(limit, stream).await.unwrap().unwrap();
     assert_eq!(addrs(&got.unwrap()), ["10.0.0.2:9"]);
+}
+
+#[tokio::test]
+async fn a_server_failure_is_a_failed_lookup_not_an_empty_answer() {
+    // [POOL-33] SERVFAIL keeps the last list past the grace period, as
+    // any failure does; so does an SRV target whose address lookup fails.
+    let server = DnsServer::start().await;
+    server.set_a("sick.test", &[Ipv4Addr::new(10, 0, 0, 1)], 0);
+    let grace = Duration::from_millis(200);
+    let r = resolver(&server, |c| {
+        c.set_ttl_floor(Duration::from_millis(20))
+            .set_empty_grace(grace);
+    });
+    let q = DnsQuery::host("sick.test", 9);
+    let label = q.to_string();
+    let mut w = r.watch(q.clone());
+    let limit = Duration::from_secs(5);
+    assert_eq!(addrs(&next(&mut w, limit).await), ["10.0.0.1:9"]);
+    server.set_failing("sick.test", true);
+    let e = r.lookup(&q).await.unwrap_err();
+    assert!(
+        matches!(&e, DnsError::Failed { message, .. } if message.contains("Server Failure")),
+        "{e:?}"
+    );
+    let before = failures(&label);
+    let failed_since = Instant::now();
+    // Well past the grace period, and nothing delivered.
+    while failed_since.elapsed() < 3 * grace || failures(&label) < before + 3 {
+        assert!(failed_since.elapsed() < limit, "too few failed lookups");
+        let got = tokio::time::timeout(Duration::from_millis(50), w.next()).await;
+        assert!(got.is_err(), "delivered {got:?} while the server failed");
+    }
+    // SRV: one target's address lookup fails: the whole lookup fails.
+    server.set_a("ok.test", &[Ipv4Addr::new(10, 0, 0, 2)], 30);
+    server.set_srv(
+        "_svc._tcp.half.test",
+        &[(0, 1, 1, "ok.test"), (0, 1, 2, "sick.test")],
+        30,
+    );
+    let e = r
+        .lookup(&DnsQuery::srv("_svc._tcp.half.test"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, DnsError::Failed { message, .. } if message.contains("sick.test")),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_can_start_from_an_answer_in_hand() {
+    // [POOL-33] no lookup for the first delivery; the next one after the
+    // answer's TTL.
+    let server = DnsServer::start().await;
+    server.set_a("seed.test", &[Ipv4Addr::new(10, 0, 0, 1)], 1);
+    let r = resolver(&server, |c| {
+        c.set_ttl_floor(Duration::from_millis(20));
+    });
+    let q = DnsQuery::host("seed.test", 9);
+    let answer = r.lookup(&q).await.unwrap();
+    let mut w = r.watch_from(q, answer);
+    let limit = Duration::from_secs(5);
+    assert_eq!(addrs(&next(&mut w, limit).await), ["10.0.0.1:9"]);
+    assert_eq!(server.queries("seed.test", RecordType::A).len(), 1);
+    let started = Instant::now();
+    server.set_a("seed.test", &[Ipv4Addr::new(10, 0, 0, 2)], 1);
+    assert_eq!(addrs(&next(&mut w, limit).await), ["10.0.0.2:9"]);
+    assert!(started.elapsed() >= Duration::from_millis(900));
 }
 
 #[tokio::test]

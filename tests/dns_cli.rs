@@ -96,6 +96,20 @@ fn ring_prints_each_keys_owners_as_ringpop_does() {
         want.push(b'\n');
     }
     assert_eq!(out.stdout, want);
+    // A peer is trimmed, as the pool trims it.
+    let out = run(&os(&[
+        "ring",
+        "--peer",
+        " 10.0.0.1:3001 ",
+        "--peer",
+        "10.0.0.2:3002",
+        "k",
+    ]));
+    let two = HashRing::new(["10.0.0.1:3001", "10.0.0.2:3002"]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("k\t{}\n", two.lookup(b"k").unwrap())
+    );
     // --n beyond the peers: fewer columns.
     let out = run(&os(&[
         "ring", "--peer", "a:1", "--peer", "b:2", "--n", "5", "k",
@@ -110,6 +124,8 @@ fn ring_prints_each_keys_owners_as_ringpop_does() {
         &["ring", "--peer", "a:1", "--n", "0", "k"],
         &["ring", "--peer", "a:1", "--n", "-1", "k"],
         &["ring", "--peer-file", "/nonexistent/hosts.json", "k"],
+        &["ring", "--peer", "", "k"],
+        &["ring", "--peer", "no-port", "k"],
     ] {
         let out = run(&os(bad));
         assert_eq!(out.status.code(), Some(125), "{bad:?}: {}", stderr(&out));
@@ -225,6 +241,33 @@ async fn call_finds_its_peers_in_dns() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(String::from_utf8(out.stdout).unwrap(), a.addr);
+    // With --peer-file too: the ring is the union (a key DNS's peer owns
+    // goes there, though the file lists another).
+    let file = std::env::temp_dir().join(format!("tchan-dns-union-{}.json", std::process::id()));
+    std::fs::write(&file, format!("[\"{}\"]", a.addr)).unwrap();
+    let ring = HashRing::new([a.addr.clone(), b.addr.clone()]);
+    let key = (0..100)
+        .map(|i| format!("k{i}"))
+        .find(|k| ring.lookup(k.as_bytes()) == Some(b.addr.as_str()))
+        .unwrap();
+    let host_b = format!("local.test:{}", b.port);
+    let out = run_async(args(&[
+        "call",
+        "--peer-file",
+        file.to_str().unwrap(),
+        "--peer-dns",
+        &host_b,
+        "--dns-server",
+        &ns,
+        "--shard-key",
+        &key,
+        "svc",
+        "who",
+    ]))
+    .await;
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), b.addr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

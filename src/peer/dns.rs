@@ -21,9 +21,7 @@ use std::time::Duration;
 
 use futures::stream::{BoxStream, Stream, StreamExt};
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{
-    LookupIpStrategy, NameServerConfigGroup, ResolveHosts, ResolverConfig,
-};
+use hickory_resolver::config::{NameServerConfigGroup, ResolveHosts, ResolverConfig};
 use hickory_resolver::name_server::TokioConnectionProvider;
 
 use super::now;
@@ -105,6 +103,9 @@ impl fmt::Display for DnsQuery {
     }
 }
 
+/// The shortest wait between two lookups of a name that can be configured.
+const MIN_FLOOR: Duration = Duration::from_millis(10);
+
 /// Options of a [`DnsResolver`]; every one has a default.
 #[derive(Debug, Clone)]
 pub struct DnsConfig {
@@ -148,9 +149,10 @@ impl DnsConfig {
         self.ttl_floor
     }
 
-    /// Sets [`DnsConfig::ttl_floor`] (and raises the ceiling to it if needed).
+    /// Sets [`DnsConfig::ttl_floor`] (at least 10 ms; the ceiling is raised
+    /// to it if needed).
     pub fn set_ttl_floor(&mut self, value: Duration) -> &mut Self {
-        self.ttl_floor = value;
+        self.ttl_floor = value.max(MIN_FLOOR);
         self.ttl_ceiling = self.ttl_ceiling.max(value);
         self
     }
@@ -161,9 +163,10 @@ impl DnsConfig {
         self.ttl_ceiling
     }
 
-    /// Sets [`DnsConfig::ttl_ceiling`] (and lowers the floor to it if needed).
+    /// Sets [`DnsConfig::ttl_ceiling`] (at least 10 ms; the floor is lowered
+    /// to it if needed).
     pub fn set_ttl_ceiling(&mut self, value: Duration) -> &mut Self {
-        self.ttl_ceiling = value;
+        self.ttl_ceiling = value.max(MIN_FLOOR);
         self.ttl_floor = self.ttl_floor.min(value);
         self
     }
@@ -218,7 +221,8 @@ pub enum DnsError {
     /// `/etc/resolv.conf`).
     #[error("cannot set up the DNS resolver: {0}")]
     Config(String),
-    /// The name exists with no such records, or does not exist.
+    /// The name exists with no such records (NOERROR, empty), or does not
+    /// exist (NXDOMAIN). Other answer codes are [`DnsError::Failed`].
     #[error("DNS lookup of {query} via {via}: no records")]
     NoRecords {
         /// The query, as text.
@@ -317,8 +321,9 @@ impl DnsResolver {
         let opts = builder.options_mut();
         // Every lookup asks the server: the refresh follows the TTL itself.
         opts.cache_size = 0;
-        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
-        opts.timeout = config.lookup_timeout;
+        // tchan's own timeout covers the whole lookup; hickory's is a little
+        // longer, so that a slow server reads as "no answer within ...".
+        opts.timeout = config.lookup_timeout + Duration::from_millis(250);
         opts.attempts = 1;
         if config.nameserver.is_some() {
             // An explicit server answers for every name: no /etc/hosts.
@@ -357,22 +362,35 @@ impl DnsResolver {
     /// [`PeerPool::follow`](super::PeerPool::follow).
     pub fn watch(&self, query: DnsQuery) -> DnsPeers {
         DnsPeers {
-            stream: watch(self.clone(), query),
+            stream: watch(self.clone(), query, None),
         }
     }
 
-    fn error(&self, query: &DnsQuery, e: &hickory_resolver::ResolveError) -> DnsError {
-        if e.is_no_records_found() {
-            DnsError::NoRecords {
-                query: query.to_string(),
-                via: self.inner.via.clone(),
-            }
-        } else {
-            DnsError::Failed {
-                query: query.to_string(),
-                via: self.inner.via.clone(),
-                message: e.to_string(),
-            }
+    /// [`DnsResolver::watch`] that starts from an answer already in hand
+    /// (a [`DnsResolver::lookup`] of the same query): it delivers those peers
+    /// at once, and looks up next when that answer's TTL runs out; from
+    /// there on, a failed lookup or an empty answer is judged against them,
+    /// as against any earlier answer.
+    pub fn watch_from(&self, query: DnsQuery, answer: DnsAnswer) -> DnsPeers {
+        DnsPeers {
+            stream: watch(self.clone(), query, Some(answer)),
+        }
+    }
+
+    fn error(&self, query: &DnsQuery, e: &Failure) -> DnsError {
+        let (query, via) = (query.to_string(), self.inner.via.clone());
+        match e {
+            Failure::NoRecords => DnsError::NoRecords { query, via },
+            Failure::Timeout => DnsError::Timeout {
+                query,
+                via,
+                timeout: self.inner.config.lookup_timeout,
+            },
+            Failure::Other(message) => DnsError::Failed {
+                query,
+                via,
+                message: message.clone(),
+            },
         }
     }
 
@@ -385,37 +403,55 @@ impl DnsResolver {
         }
     }
 
-    async fn lookup_ips(
-        &self,
-        name: &str,
-    ) -> Result<(Vec<IpAddr>, u32), hickory_resolver::ResolveError> {
-        let found = self.inner.resolver.lookup_ip(self.fqdn(name)).await?;
-        let ttl = found
-            .as_lookup()
-            .records()
-            .iter()
-            .map(|r| r.ttl())
-            .min()
-            .unwrap_or(0);
-        let mut ips: Vec<IpAddr> = found.iter().collect();
+    /// The A and AAAA records of `name`, asked separately: both must be
+    /// answered (records, or none), so that a failed half never passes for
+    /// a smaller list. At most `max` addresses.
+    async fn lookup_ips(&self, name: &str, max: usize) -> Result<(Vec<IpAddr>, u32), Failure> {
+        let fqdn = self.fqdn(name);
+        let r = &self.inner.resolver;
+        let (v4, v6) = futures::join!(r.ipv4_lookup(fqdn.as_str()), r.ipv6_lookup(fqdn.as_str()));
+        let mut ips = Vec::new();
+        let mut ttl = u32::MAX;
+        let mut any = false;
+        match v4 {
+            Ok(found) => {
+                any = true;
+                ttl = ttl.min(min_ttl(found.as_lookup()));
+                ips.extend(found.iter().take(max).map(|a| IpAddr::V4(a.0)));
+            }
+            Err(e) => Failure::of(&e).unless_no_records()?,
+        }
+        match v6 {
+            Ok(found) => {
+                any = true;
+                ttl = ttl.min(min_ttl(found.as_lookup()));
+                ips.extend(found.iter().take(max).map(|a| IpAddr::V6(a.0)));
+            }
+            Err(e) => Failure::of(&e).unless_no_records()?,
+        }
+        if !any {
+            return Err(Failure::NoRecords);
+        }
         ips.sort();
         ips.dedup();
+        ips.truncate(max);
         Ok((ips, ttl))
     }
 
     async fn lookup_inner(&self, query: &DnsQuery) -> Result<DnsAnswer, DnsError> {
         let max = self.inner.config.max_peers;
-        let (mut entries, ttl) = match query {
+        let (entries, ttl, found) = match query {
             DnsQuery::Host { name, port } => {
                 let (ips, ttl) = self
-                    .lookup_ips(name)
+                    .lookup_ips(name, max)
                     .await
                     .map_err(|e| self.error(query, &e))?;
                 let entries: Vec<PeerEntry> = ips
                     .into_iter()
                     .map(|ip| PeerEntry::new(SocketAddr::new(ip, *port).to_string()))
                     .collect();
-                (entries, ttl)
+                let n = entries.len();
+                (entries, ttl, n)
             }
             DnsQuery::Srv { name } => {
                 let srv = self
@@ -423,29 +459,36 @@ impl DnsResolver {
                     .resolver
                     .srv_lookup(self.fqdn(name))
                     .await
-                    .map_err(|e| self.error(query, &e))?;
-                let mut ttl = srv
-                    .as_lookup()
-                    .records()
-                    .iter()
-                    .map(|r| r.ttl())
-                    .min()
-                    .unwrap_or(0);
+                    .map_err(|e| self.error(query, &Failure::of(&e)))?;
+                let mut ttl = min_ttl(srv.as_lookup());
                 let mut records: Vec<_> = srv
                     .iter()
-                    .map(|r| (r.priority(), r.weight(), r.port(), r.target().to_ascii()))
+                    .map(|r| {
+                        (
+                            r.priority(),
+                            std::cmp::Reverse(r.weight()),
+                            r.port(),
+                            r.target().to_ascii(),
+                        )
+                    })
                     // A target of "." says the service is not offered there.
                     .filter(|(.., target)| target != "." && !target.is_empty())
                     .collect();
+                // Preferred first (lowest priority, then heaviest), so that
+                // a cut keeps the records that matter.
                 records.sort();
+                let found = records.len();
                 records.truncate(max);
-                // Each distinct target once, a few at a time.
+                // Each distinct target once, a few at a time. A target with
+                // no address is left out; one whose lookup fails fails the
+                // whole lookup (the last list stays), rather than passing
+                // for a smaller fleet.
                 let mut targets: Vec<String> = records.iter().map(|r| r.3.clone()).collect();
                 targets.sort();
                 targets.dedup();
-                let found: Vec<_> = futures::stream::iter(targets)
+                let looked_up: Vec<_> = futures::stream::iter(targets)
                     .map(|t| async move {
-                        let r = self.lookup_ips(&t).await;
+                        let r = self.lookup_ips(&t, max).await;
                         (t, r)
                     })
                     .buffer_unordered(16)
@@ -453,65 +496,127 @@ impl DnsResolver {
                     .await;
                 let mut addrs: std::collections::HashMap<String, Vec<IpAddr>> =
                     std::collections::HashMap::new();
-                for (target, r) in found {
+                for (target, r) in looked_up {
                     match r {
                         Ok((ips, t)) => {
                             ttl = ttl.min(t);
                             addrs.insert(target, ips);
                         }
-                        Err(e) => tracing::debug!(
+                        Err(Failure::NoRecords) => tracing::debug!(
                             target: "tchan::peer",
                             query = %query,
                             srv_target = %target,
-                            error = %e,
                             "an SRV target has no address; left out"
                         ),
+                        Err(e) => {
+                            let e = match e {
+                                Failure::Other(m) => {
+                                    Failure::Other(format!("SRV target {target}: {m}"))
+                                }
+                                other => other,
+                            };
+                            return Err(self.error(query, &e));
+                        }
                     }
                 }
                 let mut entries = Vec::new();
-                for (priority, weight, port, target) in records {
+                'records: for (priority, weight, port, target) in records {
                     for ip in addrs.get(&target).into_iter().flatten() {
+                        if entries.len() == max {
+                            break 'records;
+                        }
                         entries.push(
                             PeerEntry::new(SocketAddr::new(*ip, port).to_string())
-                                .ranked(priority, weight),
+                                .ranked(priority, weight.0),
                         );
                     }
                 }
-                (entries, ttl)
+                (entries, ttl, found)
             }
         };
-        if entries.len() > max {
+        if found > max {
             tracing::warn!(
                 target: "tchan::peer",
                 query = %query,
-                found = entries.len(),
+                found,
                 max,
                 "the DNS answer has more peers than max_peers; the rest are left out"
             );
-            entries.truncate(max);
         }
         Ok(DnsAnswer {
             peers: PeerSet::new(entries),
-            ttl: Duration::from_secs(u64::from(ttl)),
+            ttl: Duration::from_secs(u64::from(if ttl == u32::MAX { 0 } else { ttl })),
         })
+    }
+}
+
+/// The smallest TTL of a lookup's records (0 for none).
+fn min_ttl(l: &hickory_resolver::lookup::Lookup) -> u32 {
+    l.records().iter().map(|r| r.ttl()).min().unwrap_or(0)
+}
+
+/// Why one query gave nothing, as the watch needs to know it.
+#[derive(Debug)]
+enum Failure {
+    /// The name does not exist (NXDOMAIN), or has no such records
+    /// (NOERROR with an empty answer): a real, empty answer.
+    NoRecords,
+    /// No answer in time.
+    Timeout,
+    /// Anything else, server failures (SERVFAIL, REFUSED...) included.
+    Other(String),
+}
+
+impl Failure {
+    fn of(e: &hickory_resolver::ResolveError) -> Failure {
+        use hickory_resolver::proto::ProtoErrorKind;
+        use hickory_resolver::proto::op::ResponseCode;
+        match e.proto().map(|p| p.kind()) {
+            Some(ProtoErrorKind::NoRecordsFound { response_code, .. })
+                if matches!(
+                    *response_code,
+                    ResponseCode::NXDomain | ResponseCode::NoError
+                ) =>
+            {
+                Failure::NoRecords
+            }
+            Some(ProtoErrorKind::NoRecordsFound { response_code, .. }) => {
+                Failure::Other(format!("the server answered {response_code}"))
+            }
+            Some(ProtoErrorKind::Timeout) => Failure::Timeout,
+            _ => Failure::Other(e.to_string()),
+        }
+    }
+
+    /// `Ok` for an empty answer, the failure otherwise.
+    fn unless_no_records(self) -> Result<(), Failure> {
+        match self {
+            Failure::NoRecords => Ok(()),
+            other => Err(other),
+        }
     }
 }
 
 /// A DNS name followed as a [`PeerSource`](super::PeerSource)
 /// ([`DnsResolver::watch`]).
 ///
-/// - The first lookup's result is delivered at once, even an empty one.
+/// - The first lookup's result is delivered at once, even an empty one,
+///   and even when the lookup failed (then it is empty too: there is no
+///   last list to keep yet).
 /// - After that a new set is delivered when the answer changes. The next
 ///   lookup is due when the answer's TTL runs out, kept between
-///   [`DnsConfig::ttl_floor`] and [`DnsConfig::ttl_ceiling`].
-/// - A lookup that fails (timeout, server failure, unreachable server)
-///   keeps the last list; it is logged (a `tracing` warning, once until a
+///   [`DnsConfig::ttl_floor`] and [`DnsConfig::ttl_ceiling`] (an answer
+///   without a peer: after the floor).
+/// - A lookup that fails (timeout, a server failure such as SERVFAIL or
+///   REFUSED, an unreachable server, an SRV target whose addresses cannot
+///   be looked up) keeps the last list; it is logged (a `tracing` warning, once until a
 ///   lookup succeeds again) and counted (the metric
 ///   `tchan_peer_dns_lookup_failures_total`, labelled `query`, with the
 ///   `metrics` feature). The next try is after the floor.
 /// - An answer with no peer (no records, no such name, or SRV targets with
-///   no address) keeps the last list until it has stayed empty for
-///   [`DnsConfig::empty_grace`]; then the empty set is delivered.
+///   no address) keeps the last list until answers have stayed empty for
+///   [`DnsConfig::empty_grace`] (lookups meanwhile come at least that
+///   often); then the empty set is delivered.
 ///
 /// The stream never ends.
 pub struct DnsPeers {
@@ -537,6 +642,8 @@ struct Watch {
     query: DnsQuery,
     /// The set delivered last (`None` before the first delivery).
     last: Option<PeerSet>,
+    /// A set to deliver first, without a lookup ([`DnsResolver::watch_from`]).
+    seed: Option<PeerSet>,
     /// Since when answers have been empty while `last` is not.
     empty_since: Option<std::time::Instant>,
     /// The wait before the next lookup (`None`: look up now).
@@ -544,16 +651,28 @@ struct Watch {
     warned: bool,
 }
 
-fn watch(resolver: DnsResolver, query: DnsQuery) -> BoxStream<'static, PeerSet> {
+fn watch(
+    resolver: DnsResolver,
+    query: DnsQuery,
+    seed: Option<DnsAnswer>,
+) -> BoxStream<'static, PeerSet> {
+    let wait = seed
+        .as_ref()
+        .map(|a| resolver.config().refresh_after(a.ttl));
     let w = Watch {
         resolver,
         query,
         last: None,
+        seed: seed.map(|a| a.peers),
         empty_since: None,
-        wait: None,
+        wait,
         warned: false,
     };
     futures::stream::unfold(w, |mut w| async move {
+        if let Some(seed) = w.seed.take() {
+            w.last = Some(seed.clone());
+            return Some((seed, w));
+        }
         loop {
             if let Some(d) = w.wait.take() {
                 tokio::time::sleep(d).await;
@@ -563,8 +682,14 @@ fn watch(resolver: DnsResolver, query: DnsQuery) -> BoxStream<'static, PeerSet> 
             let t = now();
             let set = match answer {
                 Ok(a) => {
-                    w.wait = Some(cfg.refresh_after(a.ttl));
                     w.note_success();
+                    // An answer without a peer is looked at again soon,
+                    // as an absent name is.
+                    w.wait = Some(if a.peers.is_empty() {
+                        cfg.ttl_floor
+                    } else {
+                        cfg.refresh_after(a.ttl)
+                    });
                     a.peers
                 }
                 Err(DnsError::NoRecords { .. }) => {
@@ -586,7 +711,10 @@ fn watch(resolver: DnsResolver, query: DnsQuery) -> BoxStream<'static, PeerSet> 
             if set.is_empty() && w.last.as_ref().is_some_and(|l| !l.is_empty()) {
                 // [POOL-33] empty only after the grace period.
                 let since = *w.empty_since.get_or_insert(t);
-                if t.saturating_duration_since(since) < cfg.empty_grace {
+                let waited = t.saturating_duration_since(since);
+                if waited < cfg.empty_grace {
+                    let left = cfg.empty_grace - waited;
+                    w.wait = w.wait.map(|d| d.min(left));
                     continue;
                 }
             } else {

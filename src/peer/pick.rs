@@ -67,7 +67,12 @@ pub(crate) fn choose_peer<R: Rng + ?Sized>(
     }
     let group = lowest_untried.or(lowest);
     let in_group = |p: &PeerFacts| eligible(p) && Some(p.priority) == group;
-    let weighted = facts.iter().any(|p| in_group(p) && p.share > 0);
+    // The weight-0 rule looks at the peers the selector will prefer: the
+    // untried ones, when the group has any.
+    let untried_only = lowest_untried.is_some();
+    let weighted = facts
+        .iter()
+        .any(|p| in_group(p) && p.share > 0 && !(untried_only && p.tried));
     for (i, p) in facts.iter().enumerate() {
         if !in_group(p) || (weighted && p.share == 0) {
             continue;
@@ -252,6 +257,13 @@ mod tests {
             ..at(0, 5)
         };
         assert_eq!(choose(&[at(0, 0), weighted_open, at(1, 5)]), Ok(0));
+        // A retry takes the untried weight-0 peer over the weighted one it
+        // already tried.
+        let tried_weighted = PeerFacts {
+            tried: true,
+            ..at(0, 5)
+        };
+        assert_eq!(choose(&[tried_weighted, at(0, 0), at(1, 5)]), Ok(1));
     }
 
     fn rules(per_peer: usize, open: usize, max: usize) -> ConnRules {

@@ -128,6 +128,13 @@ impl StaticPeers {
     }
 }
 
+impl From<PeerSet> for StaticPeers {
+    /// This set, with its ranks.
+    fn from(set: PeerSet) -> StaticPeers {
+        StaticPeers(Some(set))
+    }
+}
+
 impl Stream for StaticPeers {
     type Item = PeerSet;
 

@@ -19,6 +19,8 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 struct Zone {
     /// (lower-case absolute name, record).
     records: Mutex<Vec<(String, Record)>>,
+    /// Names answered SERVFAIL.
+    failing: Mutex<Vec<String>>,
     log: Mutex<Vec<(String, RecordType, Instant)>>,
 }
 
@@ -54,6 +56,14 @@ impl RequestHandler for Handler {
             .lock()
             .unwrap()
             .push((name.clone(), qtype, Instant::now()));
+        if self.0.failing.lock().unwrap().contains(&name) {
+            header.set_response_code(ResponseCode::ServFail);
+            let msg = builder.build_no_records(header);
+            return response
+                .send_response(msg)
+                .await
+                .unwrap_or_else(|_| header.into());
+        }
         let (answers, known): (Vec<Record>, bool) = {
             let records = self.0.records.lock().unwrap();
             let known = records.iter().any(|(n, _)| *n == name);
@@ -155,6 +165,16 @@ impl DnsServer {
                     RData::SRV(SRV::new(priority, weight, port, target)),
                 ),
             ));
+        }
+    }
+
+    /// Answers SERVFAIL for `name` (or stops doing so).
+    pub fn set_failing(&self, name: &str, failing: bool) {
+        let n = absolute(name);
+        let mut f = self.zone.failing.lock().unwrap();
+        f.retain(|k| *k != n);
+        if failing {
+            f.push(n);
         }
     }
 

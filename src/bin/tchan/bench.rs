@@ -133,20 +133,22 @@ fn with_sources(
         return Ok((PeerSet::from(peers), None));
     }
     let mut set = PeerSet::from(peers);
+    let mut found = None;
     if let Some(dns) = &dns {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| usage_for("bench", format!("cannot start a runtime: {e}")))?;
-        let (found, problems) = rt.block_on(dns.lookup_all());
-        set = PeerSet::new(set.entries().iter().chain(found.entries()).cloned());
+        let f = rt.block_on(dns.lookup_all());
+        set = PeerSet::new(set.entries().iter().chain(f.peers.entries()).cloned());
         if set.is_empty() {
-            eprintln!("tchan bench: no peer: {}", problems.join("; "));
+            eprintln!("tchan bench: no peer: {}", f.problems.join("; "));
             return Err(ExitCode::from(7));
         }
-        for p in &problems {
+        for p in &f.problems {
             eprintln!("tchan bench: {p}");
         }
+        found = Some(f);
     }
     let flags = to.peers.clone();
     let file = to.peer_file.clone();
@@ -155,8 +157,9 @@ fn with_sources(
         if let Some(path) = &file {
             u = u.with(PeerFile::new(path.clone()));
         }
-        if let Some(dns) = &dns {
-            for w in dns.watches() {
+        if let (Some(dns), Some(found)) = (&dns, &found) {
+            // Each watch starts from the answer found above.
+            for w in dns.watches(found) {
                 u = u.with(w);
             }
         }

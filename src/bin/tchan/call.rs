@@ -82,10 +82,10 @@ pub(crate) async fn with_dns(
     let Some(dns) = crate::discover::from_target("call", to, within)? else {
         return Ok(set);
     };
-    let (found, problems) = dns.lookup_all().await;
-    set = tchan::peer::PeerSet::new(set.entries().iter().chain(found.entries()).cloned());
+    let found = dns.lookup_all().await;
+    set = tchan::peer::PeerSet::new(set.entries().iter().chain(found.peers.entries()).cloned());
     if set.is_empty() {
-        eprintln!("tchan call: no peer: {}", problems.join("; "));
+        eprintln!("tchan call: no peer: {}", found.problems.join("; "));
         return Err(ExitCode::from(7));
     }
     Ok(set)
@@ -200,7 +200,12 @@ pub(crate) async fn call(a: CallArgs) -> ExitCode {
     });
     pool.set_peer_set(&peers);
     if let Some(path) = &a.to.peer_file {
-        pool.follow(tchan::peer::PeerFile::new(path.clone()));
+        // The file as it changes, with every other peer kept (POOL-36).
+        pool.follow(
+            tchan::peer::UnionPeers::new()
+                .with(tchan::peer::StaticPeers::from(peers.clone()))
+                .with(tchan::peer::PeerFile::new(path.clone())),
+        );
     }
     let resp = match pool.call(req).await {
         Ok(r) => r,

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tchan::peer::{DnsConfig, DnsPeers, DnsQuery, DnsResolver, PeerEntry, PeerSet};
+use tchan::peer::{DnsAnswer, DnsConfig, DnsPeers, DnsQuery, DnsResolver, PeerEntry, PeerSet};
 
 use crate::{Target, usage_for};
 
@@ -69,13 +69,14 @@ fn nameserver(text: &str) -> Result<SocketAddr, String> {
 
 impl Dns {
     /// Looks every query up once, together, each within the lookup timeout:
-    /// the peers found, and a message for each query that gave none.
-    pub(crate) async fn lookup_all(&self) -> (PeerSet, Vec<String>) {
+    /// the peers found, a message for each query that gave none, and each
+    /// query's answer (for [`Dns::watches`]).
+    pub(crate) async fn lookup_all(&self) -> Found {
         let answers =
             futures::future::join_all(self.queries.iter().map(|q| self.resolver.lookup(q))).await;
         let mut entries: Vec<PeerEntry> = Vec::new();
         let mut problems = Vec::new();
-        for (q, a) in self.queries.iter().zip(answers) {
+        for (q, a) in self.queries.iter().zip(&answers) {
             match a {
                 Ok(a) if a.peers.is_empty() => {
                     problems.push(format!("DNS lookup of {q}: no target with an address"))
@@ -84,18 +85,43 @@ impl Dns {
                 Err(e) => problems.push(e.to_string()),
             }
         }
-        (PeerSet::new(entries), problems)
+        Found {
+            peers: PeerSet::new(entries),
+            problems,
+            answers: answers.into_iter().map(Result::ok).collect(),
+        }
     }
 
-    /// A watch of every query (for a pool that follows them), through a
-    /// resolver of its own: a resolver's sockets belong to the runtime that
-    /// first uses them, and `bench` runs one runtime per thread.
-    pub(crate) fn watches(&self) -> Vec<DnsPeers> {
-        let resolver =
-            DnsResolver::new(self.config.clone()).unwrap_or_else(|_| self.resolver.clone());
+    /// A watch of every query (for a pool that follows them), each starting
+    /// from its answer in `found` when there is one, through a resolver of
+    /// its own: a resolver's sockets belong to the runtime that first uses
+    /// them, and `bench` runs one runtime per thread.
+    pub(crate) fn watches(&self, found: &Found) -> Vec<DnsPeers> {
+        let resolver = match DnsResolver::new(self.config.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("tchan: {e}; the DNS peers found at the start stay");
+                return Vec::new();
+            }
+        };
         self.queries
             .iter()
-            .map(|q| resolver.watch(q.clone()))
+            .zip(&found.answers)
+            .map(|(q, a)| match a {
+                Some(a) => resolver.watch_from(q.clone(), a.clone()),
+                None => resolver.watch(q.clone()),
+            })
             .collect()
     }
+}
+
+/// What [`Dns::lookup_all`] found.
+#[derive(Clone)]
+pub(crate) struct Found {
+    /// Every peer found.
+    pub(crate) peers: PeerSet,
+    /// Why each query that gave no peer gave none.
+    pub(crate) problems: Vec<String>,
+    /// Each query's answer, `None` where the lookup failed.
+    answers: Vec<Option<DnsAnswer>>,
 }

@@ -35,14 +35,21 @@ pub(crate) fn ring(a: RingArgs) -> ExitCode {
         Some(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
         Some(_) => return usage_for("ring", "--n must be at least 1"),
     };
-    let mut peers = a.peers;
+    let mut peers: Vec<String> = Vec::new();
+    for p in &a.peers {
+        // As the pool sees its peers: trimmed, and HOST:PORT.
+        match tchan::peer::parse_peer_list(p) {
+            Ok(list) if list.len() == 1 => peers.extend(list),
+            _ => return usage_for("ring", format!("--peer {p:?} is not HOST:PORT")),
+        }
+    }
     if let Some(path) = &a.peer_file {
         match PeerFile::read(path) {
             Ok(more) => peers.extend(more),
             Err(e) => return usage_for("ring", format!("cannot read {}: {e}", path.display())),
         }
     }
-    if peers.iter().all(|p| p.trim().is_empty()) {
+    if peers.is_empty() {
         return usage_for("ring", "no peers: give --peer or --peer-file");
     }
     if a.keys.is_empty() {
