@@ -38,7 +38,8 @@ pub enum DnsQuery {
         port: u16,
     },
     /// The SRV records of `name` (`_service._proto.name`): each target's
-    /// addresses on the record's port, with its priority and weight.
+    /// addresses on the record's port, with its priority and weight (every
+    /// address of a target gets the record's whole weight).
     Srv {
         /// The name, `_service._proto.domain`.
         name: String,
