@@ -171,6 +171,13 @@ fn args(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// Runs `tchan ARGS...`, expects exit 0, and returns its stdout.
+async fn ok(v: &[&str]) -> String {
+    let out = run_async(args(v)).await;
+    assert_eq!(out.status.code(), Some(0), "{v:?}: {}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_finds_its_peers_in_dns() {
     // [POOL-36] [POOL-33]
@@ -180,7 +187,7 @@ async fn call_finds_its_peers_in_dns() {
     dns.set_a("local.test", &[Ipv4Addr::LOCALHOST], 30);
     // A/AAAA with a fixed port.
     let host = format!("local.test:{}", a.port);
-    let out = run_async(args(&[
+    let got = ok(&[
         "call",
         "--peer-dns",
         &host,
@@ -188,10 +195,9 @@ async fn call_finds_its_peers_in_dns() {
         &ns,
         "svc",
         "who",
-    ]))
+    ])
     .await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), a.addr);
+    assert_eq!(got, a.addr);
     // SRV: the lowest priority wins.
     dns.set_srv(
         "_svc._tcp.fleet.test",
@@ -200,21 +206,11 @@ async fn call_finds_its_peers_in_dns() {
     );
     let srv = "_svc._tcp.fleet.test";
     for _ in 0..3 {
-        let out = run_async(args(&[
-            "call",
-            "--peer-srv",
-            srv,
-            "--dns-server",
-            &ns,
-            "svc",
-            "who",
-        ]))
-        .await;
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), b.addr);
+        let got = ok(&["call", "--peer-srv", srv, "--dns-server", &ns, "svc", "who"]).await;
+        assert_eq!(got, b.addr);
     }
     // --health takes the same peers.
-    let out = run_async(args(&[
+    let got = ok(&[
         "call",
         "--peer-srv",
         srv,
@@ -222,12 +218,12 @@ async fn call_finds_its_peers_in_dns() {
         &ns,
         "svc",
         "--health",
-    ]))
+    ])
     .await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(got, "OK\n");
     // The union with --peer: DNS giving nothing is fine when --peer gives
     // a peer.
-    let out = run_async(args(&[
+    let got = ok(&[
         "call",
         "--peer-srv",
         "_svc._tcp.none.test",
@@ -237,10 +233,9 @@ async fn call_finds_its_peers_in_dns() {
         &ns,
         "svc",
         "who",
-    ]))
+    ])
     .await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), a.addr);
+    assert_eq!(got, a.addr);
     // With --peer-file too: the ring is the union (a key DNS's peer owns
     // goes there, though the file lists another).
     let file = std::env::temp_dir().join(format!("tchan-dns-union-{}.json", std::process::id()));
@@ -251,7 +246,7 @@ async fn call_finds_its_peers_in_dns() {
         .find(|k| ring.lookup(k.as_bytes()) == Some(b.addr.as_str()))
         .unwrap();
     let host_b = format!("local.test:{}", b.port);
-    let out = run_async(args(&[
+    let got = ok(&[
         "call",
         "--peer-file",
         file.to_str().unwrap(),
@@ -263,11 +258,10 @@ async fn call_finds_its_peers_in_dns() {
         &key,
         "svc",
         "who",
-    ]))
+    ])
     .await;
     let _ = std::fs::remove_file(&file);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), b.addr);
+    assert_eq!(got, b.addr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

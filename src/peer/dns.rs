@@ -349,14 +349,9 @@ impl DnsResolver {
     /// nameserver); a target that has none is left out.
     pub async fn lookup(&self, query: &DnsQuery) -> Result<DnsAnswer, DnsError> {
         let timeout = self.inner.config.lookup_timeout;
-        match tokio::time::timeout(timeout, self.lookup_inner(query)).await {
-            Ok(r) => r,
-            Err(_) => Err(DnsError::Timeout {
-                query: query.to_string(),
-                via: self.inner.via.clone(),
-                timeout,
-            }),
-        }
+        tokio::time::timeout(timeout, self.lookup_inner(query))
+            .await
+            .unwrap_or_else(|_| Err(self.error(query, &Failure::Timeout)))
     }
 
     /// Follows `query`: a [`PeerSource`](super::PeerSource) for
@@ -406,36 +401,31 @@ impl DnsResolver {
 
     /// The A and AAAA records of `name`, asked separately: both must be
     /// answered (records, or none), so that a failed half never passes for
-    /// a smaller list. At most `max` addresses.
-    async fn lookup_ips(&self, name: &str, max: usize) -> Result<(Vec<IpAddr>, u32), Failure> {
+    /// a smaller list. (An answer holds at most what one DNS message does.)
+    async fn lookup_ips(&self, name: &str) -> Result<(Vec<IpAddr>, u32), Failure> {
+        use hickory_resolver::proto::rr::{RData, RecordType};
         let fqdn = self.fqdn(name);
         let r = &self.inner.resolver;
-        let (v4, v6) = futures::join!(r.ipv4_lookup(fqdn.as_str()), r.ipv6_lookup(fqdn.as_str()));
-        let mut ips = Vec::new();
-        let mut ttl = u32::MAX;
-        let mut any = false;
-        match v4 {
-            Ok(found) => {
-                any = true;
-                ttl = ttl.min(min_ttl(found.as_lookup()));
-                ips.extend(found.iter().take(max).map(|a| IpAddr::V4(a.0)));
+        let both = futures::join!(
+            r.lookup(fqdn.as_str(), RecordType::A),
+            r.lookup(fqdn.as_str(), RecordType::AAAA)
+        );
+        let (mut ips, mut ttl, mut any) = (Vec::new(), u32::MAX, false);
+        for half in [both.0, both.1] {
+            match half {
+                Ok(found) => {
+                    any = true;
+                    ttl = ttl.min(min_ttl(&found));
+                    ips.extend(found.iter().filter_map(RData::ip_addr));
+                }
+                Err(e) => Failure::of(&e).unless_no_records()?,
             }
-            Err(e) => Failure::of(&e).unless_no_records()?,
-        }
-        match v6 {
-            Ok(found) => {
-                any = true;
-                ttl = ttl.min(min_ttl(found.as_lookup()));
-                ips.extend(found.iter().take(max).map(|a| IpAddr::V6(a.0)));
-            }
-            Err(e) => Failure::of(&e).unless_no_records()?,
         }
         if !any {
             return Err(Failure::NoRecords);
         }
         ips.sort();
         ips.dedup();
-        ips.truncate(max);
         Ok((ips, ttl))
     }
 
@@ -444,15 +434,16 @@ impl DnsResolver {
         let (entries, ttl, found) = match query {
             DnsQuery::Host { name, port } => {
                 let (ips, ttl) = self
-                    .lookup_ips(name, max)
+                    .lookup_ips(name)
                     .await
                     .map_err(|e| self.error(query, &e))?;
+                let found = ips.len();
                 let entries: Vec<PeerEntry> = ips
                     .into_iter()
+                    .take(max)
                     .map(|ip| PeerEntry::new(SocketAddr::new(ip, *port).to_string()))
                     .collect();
-                let n = entries.len();
-                (entries, ttl, n)
+                (entries, ttl, found)
             }
             DnsQuery::Srv { name } => {
                 let srv = self
@@ -489,7 +480,7 @@ impl DnsResolver {
                 targets.dedup();
                 let looked_up: Vec<_> = futures::stream::iter(targets)
                     .map(|t| async move {
-                        let r = self.lookup_ips(&t, max).await;
+                        let r = self.lookup_ips(&t).await;
                         (t, r)
                     })
                     .buffer_unordered(16)

@@ -140,11 +140,7 @@ fn with_sources(
             .build()
             .map_err(|e| usage_for("bench", format!("cannot start a runtime: {e}")))?;
         let f = rt.block_on(dns.lookup_all());
-        set = PeerSet::new(set.entries().iter().chain(f.peers.entries()).cloned());
-        if set.is_empty() {
-            eprintln!("tchan bench: no peer: {}", f.problems.join("; "));
-            return Err(ExitCode::from(7));
-        }
+        set = f.after("bench", &set)?;
         for p in &f.problems {
             eprintln!("tchan bench: {p}");
         }

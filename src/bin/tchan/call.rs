@@ -78,17 +78,11 @@ pub(crate) async fn with_dns(
     static_peers: Vec<String>,
     within: Duration,
 ) -> Result<tchan::peer::PeerSet, ExitCode> {
-    let mut set = tchan::peer::PeerSet::from(static_peers);
-    let Some(dns) = crate::discover::from_target("call", to, within)? else {
-        return Ok(set);
-    };
-    let found = dns.lookup_all().await;
-    set = tchan::peer::PeerSet::new(set.entries().iter().chain(found.peers.entries()).cloned());
-    if set.is_empty() {
-        eprintln!("tchan call: no peer: {}", found.problems.join("; "));
-        return Err(ExitCode::from(7));
+    let set = tchan::peer::PeerSet::from(static_peers);
+    match crate::discover::from_target("call", to, within)? {
+        Some(dns) => dns.lookup_all().await.after("call", &set),
+        None => Ok(set),
     }
-    Ok(set)
 }
 
 fn usage(msg: impl std::fmt::Display) -> ExitCode {

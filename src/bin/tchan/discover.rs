@@ -119,9 +119,22 @@ impl Dns {
 #[derive(Clone)]
 pub(crate) struct Found {
     /// Every peer found.
-    pub(crate) peers: PeerSet,
+    peers: PeerSet,
     /// Why each query that gave no peer gave none.
     pub(crate) problems: Vec<String>,
     /// Each query's answer, `None` where the lookup failed.
     answers: Vec<Option<DnsAnswer>>,
+}
+
+impl Found {
+    /// The peers of `others` and these (POOL-36: their union); none at all:
+    /// exit 7, naming each lookup and why it gave no peer.
+    pub(crate) fn after(&self, cmd: &str, others: &PeerSet) -> Result<PeerSet, ExitCode> {
+        let set = PeerSet::new(others.entries().iter().chain(self.peers.entries()).cloned());
+        if set.is_empty() {
+            eprintln!("tchan {cmd}: no peer: {}", self.problems.join("; "));
+            return Err(ExitCode::from(7));
+        }
+        Ok(set)
+    }
 }
