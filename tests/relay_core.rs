@@ -591,3 +591,58 @@ fn calls_local_calls_and_advertisements_are_bounded() {
     feed(&mut core, other, ad_frame(3, 0, &["one"]), t0);
     assert!(matches!(take(&mut core, other)[0], Frame::CallRes(_)));
 }
+
+#[test]
+fn a_call_that_ends_while_waiting_for_a_connect_leaves_nothing_behind_for_the_next() {
+    // [RELAY-8] the ended call's slot is reused: the connect it waited for
+    // must not send (or re-route) the call that took the slot.
+    let t0 = tokio::time::Instant::now().into_std();
+    let mut core = RelayCore::new(RelayConfig::default());
+    let caller = core.add_connection("10.0.0.1:5000");
+    core.set_routes([
+        ("slow".to_owned(), vec!["10.0.0.9:4000".to_owned()]),
+        ("other".to_owned(), vec!["10.0.0.8:4000".to_owned()]),
+    ]);
+    feed(
+        &mut core,
+        caller,
+        req(1, "slow", 0, 100, &[b"m", b"", b""]),
+        t0,
+    );
+    assert_eq!(
+        core.poll_action(),
+        Some(Action::Dial("10.0.0.9:4000".into()))
+    );
+    // It times out while the dial is under way.
+    let t1 = t0 + Duration::from_millis(150);
+    core.handle_timeout(t1);
+    let (id, code, _) = error_of(&take(&mut core, caller)[0]);
+    assert_eq!((id, code), (1, ErrorCode::TIMEOUT));
+    // The next call takes the slot and waits for another peer.
+    feed(
+        &mut core,
+        caller,
+        req(2, "other", 0, 5000, &[b"m", b"", b""]),
+        t1,
+    );
+    assert_eq!(
+        core.poll_action(),
+        Some(Action::Dial("10.0.0.8:4000".into()))
+    );
+    // The first dial ends, either way: the second call is not touched.
+    let slow = core.add_connection("10.0.0.9:4000");
+    core.on_connected("10.0.0.9:4000", slow, t1);
+    assert!(
+        take(&mut core, slow).is_empty(),
+        "a call was sent to the wrong peer"
+    );
+    core.on_connect_failed("10.0.0.9:4000", "refused", t1);
+    assert_eq!(core.poll_action(), None, "the second call was re-routed");
+    let other = core.add_connection("10.0.0.8:4000");
+    core.on_connected("10.0.0.8:4000", other, t1);
+    let sent = take(&mut core, other);
+    assert!(
+        matches!(sent.as_slice(), [Frame::CallReq(r)] if r.service == "other"),
+        "{sent:?}"
+    );
+}

@@ -1551,10 +1551,19 @@ impl RelayCore {
         if let Some(c) = self.conns.get_mut(&call.src) {
             c.incoming.remove(&call.src_id);
         }
-        if let Dst::Sent { conn, id } = call.dst
-            && let Some(d) = self.conns.get_mut(&conn)
-        {
-            d.outgoing.remove(&id);
+        match call.dst {
+            Dst::Sent { conn, id } => {
+                if let Some(d) = self.conns.get_mut(&conn) {
+                    d.outgoing.remove(&id);
+                }
+            }
+            // The slot is reused: a peer must not keep the key, or its
+            // connect would send (or re-route) the slot's next call.
+            Dst::Waiting { .. } => {
+                if let Some(p) = call.peer.and_then(|i| self.peers.get_mut(i as usize)) {
+                    p.waiting.retain(|&k| k != key);
+                }
+            }
         }
         Some(call)
     }
