@@ -775,3 +775,35 @@ async fn a_destination_that_stops_reading_gets_busy_calls_and_bounded_memory_whi
     );
     assert_eq!(busy + timeout + declined, 64);
 }
+
+#[tokio::test]
+async fn connections_still_in_their_handshake_count_against_max_connections() {
+    // [RELAY-9]
+    let mut config = RelayConfig::default();
+    config.max_connections = 2;
+    let relay = Relay::bind("127.0.0.1:0", config).await.unwrap();
+    // Two sockets that never send init hold both places.
+    let silent: Vec<tokio::net::TcpStream> = vec![
+        tokio::net::TcpStream::connect(relay.local_addr())
+            .await
+            .unwrap(),
+        tokio::net::TcpStream::connect(relay.local_addr())
+            .await
+            .unwrap(),
+    ];
+    let refused = Channel::new("c").connect(relay.local_addr()).await;
+    assert!(refused.is_err(), "a third connection was accepted");
+    // Once they go, a connection is accepted again.
+    drop(silent);
+    let mut tries = 0;
+    loop {
+        match Channel::new("c").connect(relay.local_addr()).await {
+            Ok(_) => break,
+            Err(e) => {
+                tries += 1;
+                assert!(tries < 200, "never accepted again: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -54,6 +54,9 @@ struct Inner {
     peer_relays: Mutex<Vec<String>>,
     fanout: crate::Channel,
     fanout_clients: Mutex<HashMap<String, crate::Client>>,
+    /// Accepted connections still in their handshake: they count against
+    /// `max_connections` too ([RELAY-9]).
+    handshaking: AtomicUsize,
 }
 
 /// A running relay: accepts connections, forwards calls by service name,
@@ -91,6 +94,7 @@ impl Relay {
             peer_relays: Mutex::new(Vec::new()),
             fanout: crate::Channel::new("tchan-relay"),
             fanout_clients: Mutex::new(HashMap::default()),
+            handshaking: AtomicUsize::new(0),
         });
         let relay = Relay { inner, addr: local };
         tokio::spawn(relay.clone().accept_loop(listener));
@@ -286,12 +290,14 @@ impl Relay {
             match accepted {
                 Ok((sock, _)) => {
                     let max = self.lock().config().max_connections;
-                    if self.conns().len() >= max {
+                    let handshaking = self.inner.handshaking.load(Ordering::SeqCst);
+                    if self.conns().len() + handshaking >= max {
                         tracing::warn!("relay: too many connections; closing");
                         drop(sock);
                         continue;
                     }
                     let _ = sock.set_nodelay(true);
+                    self.inner.handshaking.fetch_add(1, Ordering::SeqCst);
                     tokio::spawn(self.clone().accept_one(sock));
                 }
                 Err(e) => {
@@ -314,6 +320,8 @@ impl Relay {
             Ok(Err(e)) => tracing::debug!(error = %e, "relay: handshake failed"),
             Err(_) => tracing::debug!("relay: handshake timed out"),
         }
+        // Counted from here as a connection (or not at all).
+        self.inner.handshaking.fetch_sub(1, Ordering::SeqCst);
     }
 
     async fn dial(self, hp: String, timeout: Duration) {
