@@ -47,7 +47,7 @@ pub struct RelayConfig {
     /// all args together. Default 64 KiB.
     pub max_local_call_bytes: usize,
     /// Peers tried for one call whose first frame could not be sent (no
-    /// connection, connect failed, breaker open). Default 3.
+    /// connection, connect failed, breaker open). Default 3, at most 4.
     pub connect_attempts: usize,
     /// How long a connect and its handshake may take. Default 2 s.
     pub connect_timeout: Duration,

@@ -37,10 +37,14 @@ pub type ConnId = u64;
 type CallKey = usize;
 type PeerIdx = u32;
 
+/// The most peers one call tries, whatever `connect_attempts` says: as many
+/// as [`Tried`] remembers.
+const MAX_ATTEMPTS: usize = 4;
+
 /// The peers one call tried, inline (a call tries at most a few).
 #[derive(Clone, Copy, Default)]
 struct Tried {
-    ids: [PeerIdx; 4],
+    ids: [PeerIdx; MAX_ATTEMPTS],
     len: u8,
     attempts: u8,
 }
@@ -748,7 +752,7 @@ impl RelayCore {
         let names = || EdgeKey::new(caller, route, &head.arg1);
         if let Verdict::Reject(code, msg) = self.policy.check(caller, route, now) {
             self.reject(conn, id, head.tracing, code, &msg, now);
-            self.observe_local(&names(), code);
+            self.observe_local(names, code);
             return;
         }
         let Some(service) = self.service_key(route) else {
@@ -758,18 +762,18 @@ impl RelayCore {
                 String::from_utf8_lossy(route)
             );
             self.reject(conn, id, head.tracing, ErrorCode::DECLINED, &msg, now);
-            self.observe_local(&names(), ErrorCode::DECLINED);
+            self.observe_local(names, ErrorCode::DECLINED);
             return;
         };
         let edge = self.policy.edge(caller, route, &head.arg1);
-        let Some(edge_admission) = self.policy.admit(edge, names, now) else {
+        let Some(edge_admission) = self.policy.admit(edge, now) else {
             let msg = format!(
                 "relay: service is not healthy: {} (circuit open for {})",
                 String::from_utf8_lossy(route),
                 names()
             );
             self.reject(conn, id, head.tracing, ErrorCode::DECLINED, &msg, now);
-            self.observe_local(&names(), ErrorCode::DECLINED);
+            self.observe_local(names, ErrorCode::DECLINED);
             return;
         };
         let ttl = lowered_ttl(head.ttl, Duration::ZERO, self.config.max_ttl);
@@ -834,7 +838,7 @@ impl RelayCore {
         let Some(call) = self.calls.get(key) else {
             return;
         };
-        if usize::from(call.tried.attempts) >= self.config.connect_attempts.max(1) {
+        if usize::from(call.tried.attempts) >= self.config.connect_attempts.clamp(1, MAX_ATTEMPTS) {
             let msg = format!(
                 "relay: no peer of {} could be reached ({why})",
                 String::from_utf8_lossy(&call.service)
@@ -1428,13 +1432,13 @@ impl RelayCore {
         id: u32,
         tracing: Tracing,
         arg1: &[u8],
-        arg2: &[u8],
+        arg2: &Bytes,
         arg3: &[u8],
     ) {
         #[cfg(feature = "thrift")]
         {
             let method = String::from_utf8_lossy(arg1).into_owned();
-            let answered = crate::scheme::thrift::parse_headers(&Bytes::copy_from_slice(arg2))
+            let answered = crate::scheme::thrift::parse_headers(arg2)
                 .and_then(|_| crate::transport::meta::answer(&self.meta, &method, arg3));
             match answered {
                 Ok(body) => self.local_response(conn, id, tracing, "thrift", [b"", &[0, 0], &body]),
@@ -1769,9 +1773,11 @@ impl RelayCore {
         );
     }
 
-    fn observe_local(&self, edge: &EdgeKey, code: ErrorCode) {
+    /// A call the relay refused itself; its names are made only when
+    /// metrics are on.
+    fn observe_local(&self, edge: impl FnOnce() -> EdgeKey, code: ErrorCode) {
         if self.config.metrics {
-            super::metrics::call(edge, outcome_of(code), 0, 0, Duration::ZERO);
+            super::metrics::call(&edge(), outcome_of(code), 0, 0, Duration::ZERO);
         }
     }
 }

@@ -172,7 +172,6 @@ pub fn parse_edge(s: &str) -> Result<(Option<String>, String), String> {
 struct EdgeState {
     breaker: Breaker,
     used: Instant,
-    key: EdgeKey,
 }
 
 /// A caller → service::endpoint edge as the policy keys it: a seeded hash
@@ -290,14 +289,9 @@ impl Policy {
         Verdict::Pass
     }
 
-    /// Lets a call through the breaker of edge `id` (named by `key`, called
-    /// only when the edge is new): `None` while it is open.
-    pub fn admit(
-        &mut self,
-        id: EdgeId,
-        key: impl FnOnce() -> EdgeKey,
-        now: Instant,
-    ) -> Option<Admission> {
+    /// Lets a call through the breaker of edge `id`: `None` while it is
+    /// open.
+    pub fn admit(&mut self, id: EdgeId, now: Instant) -> Option<Admission> {
         if self.max_edges == 0 {
             return Some(Admission::Normal);
         }
@@ -318,7 +312,6 @@ impl Policy {
                 EdgeState {
                     breaker: Breaker::new(self.breaker_config, now),
                     used: now,
-                    key: key(),
                 },
             );
         }
@@ -335,11 +328,6 @@ impl Policy {
         if let Some(st) = self.breakers.get_mut(&id) {
             st.breaker.on_result(now, adm, class, r);
         }
-    }
-
-    /// The names of edge `id`, while the policy keeps its state.
-    pub fn edge_key(&self, id: EdgeId) -> Option<&EdgeKey> {
-        self.breakers.get(&id).map(|s| &s.key)
     }
 
     /// Edges with breaker state.

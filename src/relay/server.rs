@@ -494,16 +494,14 @@ async fn write_outs(wr: &mut OwnedWriteHalf, q: &VecDeque<Out>) -> io::Result<()
     let mut pos = (0usize, 0usize, 0usize);
     loop {
         let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity((2 * q.len()).min(MAX_IOV));
-        let mut n = 0;
         let (mut i, mut part, mut off) = pos;
-        while i < q.len() && n < MAX_IOV {
+        while i < q.len() && iov.len() < MAX_IOV {
             let parts = q[i].parts();
-            while part < 2 && n < MAX_IOV {
+            while part < 2 && iov.len() < MAX_IOV {
                 let s = &parts[part][off..];
                 off = 0;
                 if !s.is_empty() {
                     iov.push(IoSlice::new(s));
-                    n += 1;
                 }
                 part += 1;
             }
@@ -512,7 +510,7 @@ async fn write_outs(wr: &mut OwnedWriteHalf, q: &VecDeque<Out>) -> io::Result<()
                 i += 1;
             }
         }
-        if n == 0 {
+        if iov.is_empty() {
             return Ok(());
         }
         let mut written = wr.write_vectored(&iov).await?;

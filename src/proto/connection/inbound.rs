@@ -80,7 +80,13 @@ impl Connection {
         if self.tombstone_set.remove(&(Dir::In, id)) {
             self.tombstones.retain(|t| !(t.1 == Dir::In && t.2 == id));
         }
-        let refuse = if matches!(self.state, State::Draining { .. }) && !is_meta_call(&f) {
+        let refuse = if matches!(self.state, State::Draining { .. })
+            && !f
+                .args
+                .iter()
+                .next()
+                .is_some_and(|a1| is_meta_call(&f.headers, &a1))
+        {
             Some((ErrorCode::DECLINED, "connection draining".to_string()))
         } else if self.in_calls.len() >= self.config.max_inbound_calls {
             Some((ErrorCode::BUSY, "too many calls in flight".to_string()))
@@ -430,14 +436,4 @@ fn response_writer(
     call.writer
         .as_deref_mut()
         .ok_or_else(|| Error::new(ErrorCode::BAD_REQUEST, "response not started"))
-}
-
-/// A thrift call of the `Meta` service: answered while draining, so a load
-/// balancer can see the drain (SCHEME-19).
-fn is_meta_call(f: &CallReq) -> bool {
-    f.headers.get(b"as") == Some(&b"thrift"[..])
-        && f.args
-            .iter()
-            .next()
-            .is_some_and(|a1| a1.starts_with(b"Meta::"))
 }

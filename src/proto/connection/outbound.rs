@@ -268,9 +268,7 @@ impl Connection {
         head: RequestHead,
         args: [A; 3],
     ) -> Result<u32, Error> {
-        let meta = self.peer_draining
-            && head.headers.get(b"as") == Some(&b"thrift"[..])
-            && args[0].as_ref().starts_with(b"Meta::");
+        let meta = self.peer_draining && super::is_meta_call(&head.headers, args[0].as_ref());
         self.check_can_call_as(meta)?;
         let id = self.alloc_id();
         let (deadline, tracing, checksum) = (head.deadline, head.tracing, head.checksum);
