@@ -9,8 +9,8 @@
 //!
 //! Decoding goes through Apache thrift's binary protocol with every limit
 //! set to the input's length: recursion at most [`MAX_DEPTH`], no string or
-//! container longer than the bytes there are, so nothing is allocated by a
-//! length the bytes only claim (SCHEME-17).
+//! container longer than the whole input, so a claimed length never makes
+//! it allocate more than the input's own size (SCHEME-17).
 
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -40,7 +40,7 @@ fn verr(msg: impl Into<String>) -> ValueError {
     ValueError(msg.into())
 }
 
-fn ttype(idl: &Idl, t: &Type) -> TType {
+fn ttype(t: &Type) -> TType {
     match t {
         Type::Void => TType::Void,
         Type::Bool => TType::Bool,
@@ -53,10 +53,7 @@ fn ttype(idl: &Idl, t: &Type) -> TType {
         Type::List(_) => TType::List,
         Type::Set(_) => TType::Set,
         Type::Map(..) => TType::Map,
-        Type::Struct(_) => {
-            let _ = idl;
-            TType::Struct
-        }
+        Type::Struct(_) => TType::Struct,
     }
 }
 
@@ -124,12 +121,8 @@ fn write_struct(
             continue;
         }
         let here = format!("{what}.{}", f.name);
-        p.write_field_begin(&TFieldIdentifier::new(
-            f.name.as_str(),
-            ttype(idl, &f.ty),
-            f.id,
-        ))
-        .map_err(perr)?;
+        p.write_field_begin(&TFieldIdentifier::new(f.name.as_str(), ttype(&f.ty), f.id))
+            .map_err(perr)?;
         write_value(idl, &here, &f.ty, fv, p)?;
         p.write_field_end().map_err(perr)?;
     }
@@ -208,10 +201,10 @@ fn write_value(
             let n =
                 i32::try_from(arr.len()).map_err(|_| verr(format!("{what}: too many elements")))?;
             if matches!(t, Type::List(_)) {
-                p.write_list_begin(&TListIdentifier::new(ttype(idl, et), n))
+                p.write_list_begin(&TListIdentifier::new(ttype(et), n))
                     .map_err(perr)?;
             } else {
-                p.write_set_begin(&TSetIdentifier::new(ttype(idl, et), n))
+                p.write_set_begin(&TSetIdentifier::new(ttype(et), n))
                     .map_err(perr)?;
             }
             for (i, x) in arr.iter().enumerate() {
@@ -242,7 +235,7 @@ fn write_value(
             };
             let n = i32::try_from(pairs.len())
                 .map_err(|_| verr(format!("{what}: too many entries")))?;
-            p.write_map_begin(&TMapIdentifier::new(ttype(idl, kt), ttype(idl, vt), n))
+            p.write_map_begin(&TMapIdentifier::new(ttype(kt), ttype(vt), n))
                 .map_err(perr)?;
             for (k, x) in &pairs {
                 write_value(idl, &format!("{what} key"), kt, k, p)?;
@@ -258,6 +251,37 @@ fn write_value(
 }
 
 // ===== decoding =====
+
+/// Where a value being decoded sits, for error messages. It is put into
+/// words only when an error is reported: building a label for every value
+/// would cost time quadratic in the input (a long map key in the label of
+/// every element under it).
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Name(&'a str),
+    Field(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, i32),
+    Key(&'a At<'a>),
+    Entry(&'a At<'a>, &'a Value),
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Name(s) => f.write_str(s),
+            At::Field(p, n) => write!(f, "{p}.{n}"),
+            At::Index(p, i) => write!(f, "{p}[{i}]"),
+            At::Key(p) => write!(f, "{p} key"),
+            At::Entry(p, k) => {
+                // A key is shown cut short: it came from the input.
+                let k = k.to_string();
+                let cut: String = k.chars().take(32).collect();
+                let more = if cut.len() < k.len() { "…" } else { "" };
+                write!(f, "{p}[{cut}{more}]")
+            }
+        }
+    }
+}
 
 /// Decodes `bytes` as the struct with `fields`, whole: bytes after the
 /// struct are an error. Unknown field ids are skipped; a known id with the
@@ -280,7 +304,7 @@ pub fn decode_fields(
     let mut input = bytes;
     let v = {
         let mut p = TBinaryInputProtocol::with_config(&mut input, true, config);
-        read_struct(idl, what, fields, &mut p, 0)?
+        read_struct(idl, &At::Name(what), fields, &mut p, 0)?
     };
     if !input.is_empty() {
         return Err(verr(format!(
@@ -293,7 +317,7 @@ pub fn decode_fields(
 
 fn read_struct(
     idl: &Idl,
-    what: &str,
+    what: &At<'_>,
     fields: &[Field],
     p: &mut dyn TInputProtocol,
     depth: usize,
@@ -311,14 +335,14 @@ fn read_struct(
         let fid = id.id.unwrap_or(i16::MIN);
         match fields.iter().find(|f| f.id == fid) {
             Some(f) => {
-                let want = ttype(idl, &f.ty);
+                let want = ttype(&f.ty);
                 if id.field_type != want {
                     return Err(verr(format!(
                         "{what}.{}: field {fid} has wire type {}, expected {want}",
                         f.name, id.field_type
                     )));
                 }
-                let v = read_value(idl, &format!("{what}.{}", f.name), &f.ty, p, depth + 1)?;
+                let v = read_value(idl, &At::Field(what, &f.name), &f.ty, p, depth + 1)?;
                 out.insert(f.name.clone(), v);
             }
             None => p.skip(id.field_type).map_err(perr)?,
@@ -340,7 +364,7 @@ fn read_struct(
 
 fn read_value(
     idl: &Idl,
-    what: &str,
+    what: &At<'_>,
     t: &Type,
     p: &mut dyn TInputProtocol,
     depth: usize,
@@ -380,7 +404,7 @@ fn read_value(
                 let s = p.read_set_begin().map_err(perr)?;
                 (s.element_type, s.size)
             };
-            let want = ttype(idl, et);
+            let want = ttype(et);
             if n > 0 && elem != want {
                 return Err(verr(format!(
                     "{what}: elements of wire type {elem}, expected {want}"
@@ -390,7 +414,7 @@ fn read_value(
             // fails at the end of the input) before it is kept.
             let mut arr = Vec::new();
             for i in 0..n {
-                arr.push(read_value(idl, &format!("{what}[{i}]"), et, p, depth + 1)?);
+                arr.push(read_value(idl, &At::Index(what, i), et, p, depth + 1)?);
             }
             if matches!(t, Type::List(_)) {
                 p.read_list_end().map_err(perr)?;
@@ -401,7 +425,7 @@ fn read_value(
         }
         Type::Map(kt, vt) => {
             let m = p.read_map_begin().map_err(perr)?;
-            let (wk, wv) = (ttype(idl, kt), ttype(idl, vt));
+            let (wk, wv) = (ttype(kt), ttype(vt));
             if m.size > 0 && (m.key_type != Some(wk) || m.value_type != Some(wv)) {
                 return Err(verr(format!("{what}: map of the wrong wire types")));
             }
@@ -409,8 +433,8 @@ fn read_value(
             let mut obj = Map::new();
             let mut arr = Vec::new();
             for _ in 0..m.size {
-                let k = read_value(idl, &format!("{what} key"), kt, p, depth + 1)?;
-                let v = read_value(idl, &format!("{what}[{k}]"), vt, p, depth + 1)?;
+                let k = read_value(idl, &At::Key(what), kt, p, depth + 1)?;
+                let v = read_value(idl, &At::Entry(what, &k), vt, p, depth + 1)?;
                 match (string_keys, k) {
                     (true, Value::String(k)) => {
                         obj.insert(k, v);
