@@ -101,5 +101,16 @@ async fn a_forwarded_call_is_not_forwarded_again() {
         Bytes::from(b.clone()),
         "forwarded to b, answered by b"
     );
+    // b leaves a's ring: a's connection to it (for forwards) closes.
+    assert_eq!(b_ch.connections().len(), 1, "a's forwarding connection");
+    a_own.get().unwrap().set_peers([a.clone()]);
+    let end = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !b_ch.connections().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "a kept its connection to b"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     drop((a_ch, b_ch));
 }

@@ -52,13 +52,26 @@ impl Ownership {
         }
     }
 
-    /// Replaces the ring's peers (a membership change).
+    /// Replaces the ring's peers (a membership change); connections to
+    /// peers that left are forgotten, and closed if no call of ours is on
+    /// them.
     pub fn set_peers<I, S>(&self, peers: I)
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        *self.ring.write().unwrap_or_else(|e| e.into_inner()) = HashRing::new(peers);
+        let ring = HashRing::new(peers);
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|addr, c| {
+                let stays = ring.peers().iter().any(|p| p == addr);
+                if !stays && c.calls_in_flight().0 == 0 {
+                    c.close();
+                }
+                stays
+            });
+        *self.ring.write().unwrap_or_else(|e| e.into_inner()) = ring;
     }
 
     /// The owner of `key` on the current ring.
@@ -69,7 +82,8 @@ impl Ownership {
 
     /// True when this process owns `key` (or the ring is empty).
     pub fn owns(&self, key: &[u8]) -> bool {
-        self.owner(key).is_none_or(|o| o == self.me)
+        let ring = self.ring.read().unwrap_or_else(|e| e.into_inner());
+        ring.lookup(key).is_none_or(|o| o == self.me)
     }
 
     /// True when `req` was already forwarded by an owner check.
@@ -92,9 +106,12 @@ impl Ownership {
         F: FnOnce(Request) -> Fut,
         Fut: Future<Output = HandlerResult>,
     {
-        let owner = match self.owner(key) {
-            Some(o) if o != self.me && !Ownership::is_forwarded(&req) => o,
-            _ => return local(req).await,
+        if self.owns(key) || Ownership::is_forwarded(&req) {
+            return local(req).await;
+        }
+        // The ring may have changed since: whoever owns the key now.
+        let Some(owner) = self.owner(key).filter(|o| *o != self.me) else {
+            return local(req).await;
         };
         let scheme = req.scheme().unwrap_or("raw").to_owned();
         let key_text = String::from_utf8_lossy(key).into_owned();
