@@ -71,18 +71,41 @@ pub(crate) struct CallArgs {
     verbose: bool,
 }
 
-/// The peers of `static_peers` and, with --peer-dns/--peer-srv, those DNS
-/// gives within `within`. No peer at all: exit 7, naming the lookups.
-pub(crate) async fn with_dns(
-    to: &crate::Target,
+/// The pool for a one-shot call to the peers of `static_peers` and, with
+/// --peer-dns/--peer-srv, those DNS gives within `timeout` (POOL-36; no peer
+/// at all: exit 7, naming the lookups); and what is left of `timeout`.
+pub(crate) async fn pool_for(
+    a: &CallArgs,
     static_peers: Vec<String>,
-    within: Duration,
-) -> Result<tchan::peer::PeerSet, ExitCode> {
-    let set = tchan::peer::PeerSet::from(static_peers);
-    match crate::discover::from_target("call", to, within)? {
-        Some(dns) => dns.lookup_all().await.after("call", &set),
-        None => Ok(set),
+    timeout: Duration,
+) -> Result<(tchan::peer::PeerPool, Duration), ExitCode> {
+    let started = std::time::Instant::now();
+    let mut peers = tchan::peer::PeerSet::from(static_peers);
+    if let Some(dns) = crate::discover::from_target("call", &a.to, timeout)? {
+        peers = dns.lookup_all().await.after("call", &peers)?;
     }
+    let left = timeout
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(1));
+    let pool = tchan::peer::PeerPool::new(Channel::new(a.caller.clone()), Vec::<String>::new(), {
+        let mut c = tchan::peer::PoolConfig::default();
+        c.set_max_retries(a.retries);
+        // [POOL-31] with several peers, a shard key goes to its owner.
+        if a.shard_key.is_some() && (peers.len() > 1 || a.to.peer_file.is_some()) {
+            c.set_shard_routing(Some(tchan::peer::ShardRouting::NextOnRing));
+        }
+        c
+    });
+    pool.set_peer_set(&peers);
+    if let Some(path) = &a.to.peer_file {
+        // The file as it changes, with every other peer kept (POOL-36).
+        pool.follow(
+            tchan::peer::UnionPeers::new()
+                .with(tchan::peer::StaticPeers::from(peers))
+                .with(tchan::peer::PeerFile::new(path.clone())),
+        );
+    }
+    Ok((pool, left))
 }
 
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
@@ -176,31 +199,11 @@ pub(crate) async fn call(a: CallArgs) -> ExitCode {
         return usage(format!("bad --header: {e}"));
     }
     // [POOL-33] DNS peers: one lookup, within the call's timeout.
-    let started = std::time::Instant::now();
-    let peers = match with_dns(&a.to, peers, Duration::from_millis(timeout)).await {
+    let (pool, left) = match pool_for(&a, peers, Duration::from_millis(timeout)).await {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let left = Duration::from_millis(timeout).saturating_sub(started.elapsed());
-    req.options.set_timeout(left.max(Duration::from_millis(1)));
-    let pool = tchan::peer::PeerPool::new(Channel::new(a.caller.clone()), Vec::<String>::new(), {
-        let mut c = tchan::peer::PoolConfig::default();
-        c.set_max_retries(a.retries);
-        // [POOL-31] with several peers, a shard key goes to its owner.
-        if a.shard_key.is_some() && (peers.len() > 1 || a.to.peer_file.is_some()) {
-            c.set_shard_routing(Some(tchan::peer::ShardRouting::NextOnRing));
-        }
-        c
-    });
-    pool.set_peer_set(&peers);
-    if let Some(path) = &a.to.peer_file {
-        // The file as it changes, with every other peer kept (POOL-36).
-        pool.follow(
-            tchan::peer::UnionPeers::new()
-                .with(tchan::peer::StaticPeers::from(peers.clone()))
-                .with(tchan::peer::PeerFile::new(path.clone())),
-        );
-    }
+    req.options.set_timeout(left);
     let resp = match pool.call(req).await {
         Ok(r) => r,
         Err(e) => {
@@ -365,9 +368,9 @@ mod health {
 
     use bytes::Bytes;
     use serde_json::Value;
+    use tchan::CallRequest;
     use tchan::frame::ArgScheme;
     use tchan::idl::{Idl, decode_fields};
-    use tchan::{CallRequest, Channel};
 
     use super::CallArgs;
     use crate::EXIT_LOCAL;
@@ -387,22 +390,11 @@ mod health {
             Ok(t) => t,
             Err(code) => return code,
         };
-        let mut timeout = Duration::from_millis(a.timeout.unwrap_or(1000));
-        let started = std::time::Instant::now();
-        let peers = match super::with_dns(&a.to, peers, timeout).await {
+        let timeout = Duration::from_millis(a.timeout.unwrap_or(1000));
+        let (pool, timeout) = match super::pool_for(a, peers, timeout).await {
             Ok(p) => p,
             Err(code) => return code,
         };
-        timeout = timeout
-            .saturating_sub(started.elapsed())
-            .max(Duration::from_millis(1));
-        let pool =
-            tchan::peer::PeerPool::new(Channel::new(a.caller.clone()), Vec::<String>::new(), {
-                let mut c = tchan::peer::PoolConfig::default();
-                c.set_max_retries(a.retries);
-                c
-            });
-        pool.set_peer_set(&peers);
         let req = CallRequest::new(service, "Meta::health")
             .scheme(ArgScheme::Thrift)
             .caller(a.caller.clone())
