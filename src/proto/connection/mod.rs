@@ -524,8 +524,6 @@ pub(super) fn cut_utf8(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// True when a whole message's checksum verifies (or it has none).
-#[inline(always)]
 /// A thrift call of the `Meta` service (its `as` header and arg1): it may
 /// go both ways on a draining connection, so a load balancer can see the
 /// drain (SCHEME-19).
@@ -533,6 +531,8 @@ fn is_meta_call(headers: &TransportHeaders, arg1: &[u8]) -> bool {
     headers.get(b"as") == Some(&b"thrift"[..]) && arg1.starts_with(b"Meta::")
 }
 
+/// True when a whole message's checksum verifies (or it has none).
+#[inline(always)]
 fn checksum_ok(w: &WholeCall<'_>) -> bool {
     let ty = w.checksum.ty;
     if ty == ChecksumType::NONE {
